@@ -1,0 +1,105 @@
+"""A small CNN classifier that judges generated images ("is this sample really a seven?").
+
+It is trained on the real training split, independently of any generative model, and cached on disk so that
+tests, metrics and notebooks train it once.  Typical test accuracy after the default 3 epochs: MNIST ~99 %,
+Fashion-MNIST ~91 %, digits ~97 %.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import ImageData, TensorBatches
+
+
+class SmallCNN(nn.Module):
+    """conv-conv-pool-conv-pool-linear; works for 28x28 and 8x8 inputs (adaptive pooling)."""
+
+    def __init__(self, channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+        )
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * width * 16, 128), nn.ReLU(),
+                                  nn.Linear(128, num_classes))
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Penultimate features (used for the offline "classifier FID")."""
+        return self.head[:-1](self.features(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def default_cache_dir() -> Path:
+    """``$CVAELIB_CACHE`` or ``~/.cache/cvaelib``."""
+    return Path(os.environ.get("CVAELIB_CACHE", Path.home() / ".cache" / "cvaelib"))
+
+
+def train_classifier(train: ImageData, epochs: int = 3, seed: int = 0, device: str | torch.device = "cpu",
+                     batch_size: int = 128) -> SmallCNN:
+    """Train :class:`SmallCNN` on ``train`` with light shift augmentation (so it judges shapes, not pixels)."""
+    torch.manual_seed(seed)
+    model = SmallCNN(train.shape[0], train.num_classes).to(device)
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    batches = TensorBatches(train, batch_size, device=device, seed=seed)
+    steps = epochs * len(batches)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
+    model.train()
+    for _ in range(epochs):
+        for x, y in batches:
+            pad = max(1, x.shape[-1] // 14)
+            dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,)))
+            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
+    """Class ids for float images in [0, 1] ``[N, C, H, W]``."""
+    device = next(model.parameters()).device
+    out = [model(images[i:i + batch_size].to(device).float()).argmax(1).cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, data: ImageData) -> float:
+    """Fraction of ``data`` classified correctly."""
+    return float((predict(model, data.float_images()) == data.labels.cpu()).float().mean())
+
+
+def get_classifier(dataset: str, root: str | os.PathLike | None = None, epochs: int = 3, seed: int = 0,
+                   cache_dir: str | os.PathLike | None = None) -> SmallCNN:
+    """The kit's judge for ``dataset``, trained once and cached (keyed by data checksum and settings)."""
+    from .data import load_dataset
+
+    train = load_dataset(dataset, root, "train")
+    key = hashlib.sha1(train.images.numpy().tobytes()[:1 << 20] + f"{len(train)}-{epochs}-{seed}".encode())
+    path = Path(cache_dir or default_cache_dir()) / f"classifier-{train.name}-{key.hexdigest()[:12]}.pt"
+    if path.exists():
+        try:
+            state = load_checkpoint(path)
+            model = SmallCNN(**state["config"])
+            model.load_state_dict(state["state_dict"])
+            return model.eval()
+        except Exception:  # a stale or broken cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    model = train_classifier(train, epochs=epochs, seed=seed)
+    save_checkpoint(path, {"config": {"channels": train.shape[0], "num_classes": train.num_classes},
+                           "state_dict": model.state_dict()})
+    return model

@@ -1,0 +1,40 @@
+"""Model registry: the CLI's ``--model`` names and ``build_model(config)`` for checkpoints.
+
+Other modules add themselves with :func:`register` (e.g. the CLIP-conditioned CVAE) so that a checkpoint's config
+dict alone rebuilds any model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import KitError
+from .ae import ConvAutoencoder
+from .base import GenerativeModel
+from .cvae import COND_MODES, ConditionalVAE
+from .vae import ConvVAE, MLPVAE
+
+MODELS: dict[str, type[GenerativeModel]] = {}
+
+
+def register(cls: type[GenerativeModel]) -> type[GenerativeModel]:
+    """Class decorator: make ``cls`` buildable by its ``name``."""
+    MODELS[cls.name] = cls
+    return cls
+
+
+for _cls in (ConvAutoencoder, MLPVAE, ConvVAE, ConditionalVAE):
+    register(_cls)
+
+
+def build_model(config: dict[str, Any]) -> GenerativeModel:
+    """Rebuild a model from its config dict (``config["model"]`` names the class)."""
+    config = dict(config)
+    name = config.pop("model", None)
+    if name not in MODELS:
+        raise KitError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    return MODELS[name](**config)
+
+
+__all__ = ["COND_MODES", "MODELS", "ConditionalVAE", "ConvAutoencoder", "ConvVAE", "GenerativeModel", "MLPVAE",
+           "build_model", "register"]

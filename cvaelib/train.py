@@ -1,0 +1,209 @@
+"""``fit``: one training loop for every model in the kit.
+
+It picks the device (CUDA when present, e.g. on Colab, else CPU), uses mixed precision on CUDA, shows a
+``tqdm.auto`` bar with the live loss terms, validates every epoch, and checkpoints atomically every ``every``
+epochs and at the end.  ``resume=True`` continues a run from its checkpoint, including the optimiser state and the
+shuffling order; a NaN loss stops training and keeps the last good checkpoint; Ctrl-C saves and returns.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import check_writable, load_checkpoint, save_checkpoint
+from .data import ImageData, TensorBatches
+from .errors import KitError
+from .models.base import GenerativeModel
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so runs and figures are reproducible."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available (Colab), else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class History:
+    """What happened during training: per-epoch mean loss terms and timing."""
+
+    train: list[dict[str, float]] = field(default_factory=list)
+    val: list[dict[str, float]] = field(default_factory=list)
+    epochs: int = 0
+    seconds: float = 0.0
+    images: int = 0
+    interrupted: bool = False
+    stopped_by_time: bool = False
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "images_per_second": self.images_per_second}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "History":
+        keys = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+
+def _condition(model: GenerativeModel, c: torch.Tensor) -> torch.Tensor | None:
+    return c if model.condition is not None else None
+
+
+@torch.no_grad()
+def evaluate(model: GenerativeModel, data: ImageData | Iterable, batch_size: int = 512,
+             device: torch.device | str | None = None) -> dict[str, float]:
+    """Mean loss terms of ``model`` over ``data`` (no gradient, eval mode)."""
+    device = pick_device(device) if device is not None else next(model.parameters()).device
+    batches = TensorBatches(data, batch_size, shuffle=False, device=device) if isinstance(data, ImageData) else data
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    n = 0
+    for x, c in batches:
+        terms = model.loss(x.to(device), _condition(model, c.to(device)))
+        for k, v in terms.items():
+            totals[k] = totals.get(k, 0.0) + float(v) * len(x)
+        n += len(x)
+    model.train(was_training)
+    return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | None = None, *, epochs: int = 10,
+        lr: float = 1e-3, batch_size: int = 128, max_seconds: float | None = None,
+        device: str | torch.device | None = None, seed: int = 0, checkpoint: str | os.PathLike | None = None,
+        every: int = 1, resume: bool = False, progress: bool = True, meta: dict[str, Any] | None = None) -> History:
+    """Train ``model`` with Adam and return its :class:`History`.
+
+    Args:
+        model: any kit model (its ``loss`` gives the terms).
+        train: an :class:`ImageData` (batched in memory, the fast path) or any iterable of ``(x, c)`` batches.
+        val: optional validation split, evaluated after every epoch.
+        epochs: total epochs (when resuming, the run continues up to this number).
+        max_seconds: stop early once this many seconds of training have passed (checked every batch).
+        checkpoint: file path (``.../checkpoint.pt``) to save to every ``every`` epochs and at the end.
+        resume: continue from ``checkpoint`` if it exists (weights, optimiser, epoch, shuffling, history).
+        meta: extra plain values stored in the checkpoint (e.g. dataset name, class names).
+    """
+    if epochs < 0:
+        raise KitError(f"epochs must be >= 0, got {epochs}")
+    device = pick_device(device)
+    seed_everything(seed)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    batches = (TensorBatches(train, batch_size, shuffle=True, device=device, seed=seed, drop_last=len(train) > batch_size)
+               if isinstance(train, ImageData) else train)
+    history = History()
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None:
+        if ckpt.suffix != ".pt":
+            ckpt = ckpt / "checkpoint.pt"
+        check_writable(ckpt.parent)
+        if resume and ckpt.exists():
+            state = load_checkpoint(ckpt, map_location=device)
+            if state["config"] != model.config:
+                raise KitError(f"{ckpt} was trained with another config ({state['config'].get('model')}); "
+                               f"use a new output folder or the same settings to resume")
+            model.load_state_dict(state["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+            history = History.from_dict(state["history"])
+            if "batches" in state and hasattr(batches, "load_state_dict"):
+                batches.load_state_dict(state["batches"])
+            if "rng" in state:
+                torch.set_rng_state(state["rng"])
+
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    def save() -> None:
+        if ckpt is None:
+            return
+        save_checkpoint(ckpt, {"config": model.config, "state_dict": model.state_dict(),
+                               "optimizer": optimizer.state_dict(), "epoch": history.epochs,
+                               "history": history.to_dict(), "meta": dict(meta or {}),
+                               "batches": batches.state_dict() if hasattr(batches, "state_dict") else {},
+                               "rng": torch.get_rng_state()})
+
+    from tqdm.auto import tqdm
+
+    start_epoch = history.epochs
+    steps_per_epoch = len(batches) if hasattr(batches, "__len__") else None
+    total = steps_per_epoch * max(epochs - start_epoch, 0) if steps_per_epoch else None
+    bar = tqdm(total=total, disable=not progress, desc=f"{model.name}", unit="batch", leave=True)
+    t_start = time.perf_counter() - history.seconds
+    try:
+        for epoch in range(start_epoch, epochs):
+            sums: dict[str, float] = {}
+            seen = 0
+            for x, c in batches:
+                x = x.to(device, non_blocking=True)
+                c = _condition(model, c.to(device, non_blocking=True))
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    terms = model.loss(x, c)
+                loss = terms["loss"]
+                if not torch.isfinite(loss):
+                    where = f"; the last good checkpoint is kept at {ckpt}" if ckpt is not None else ""
+                    raise KitError(f"loss became {float(loss)} in epoch {epoch + 1}{where}; lower the learning "
+                                   f"rate (--lr) or check the input data for NaNs")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                seen += len(x)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(x)
+                bar.update(1)
+                bar.set_postfix({k: f"{v / seen:.2f}" for k, v in sums.items()}, refresh=False)
+                if max_seconds is not None and time.perf_counter() - t_start >= max_seconds:
+                    history.stopped_by_time = True
+                    break
+            history.images += seen
+            history.train.append({k: v / max(seen, 1) for k, v in sums.items()})
+            if val is not None:
+                history.val.append(evaluate(model, val, device=device))
+            history.epochs = epoch + 1
+            history.seconds = time.perf_counter() - t_start
+            if (epoch + 1) % max(every, 1) == 0 or history.stopped_by_time or epoch + 1 == epochs:
+                save()
+            if history.stopped_by_time:
+                break
+    except KeyboardInterrupt:
+        history.seconds = time.perf_counter() - t_start
+        history.interrupted = True
+        save()
+        print(f"\ninterrupted: checkpoint saved to {ckpt}; run again with resume=True to continue"
+              if ckpt is not None else "\ninterrupted")
+    finally:
+        bar.close()
+    history.seconds = time.perf_counter() - t_start
+    model.eval()
+    return history
+
+
+def last_terms(history: History) -> dict[str, float]:
+    """Final train/val loss terms as flat keys (``train_loss``, ``val_kl``, ...) for metrics files."""
+    out: dict[str, float] = {}
+    for split in ("train", "val"):
+        rows = getattr(history, split)
+        if rows:
+            out.update({f"{split}_{k}": float(v) for k, v in rows[-1].items() if math.isfinite(v)})
+    return out
