@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -148,7 +149,10 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
     start_epoch = history.epochs
     steps_per_epoch = len(batches) if hasattr(batches, "__len__") else None
     total = steps_per_epoch * max(epochs - start_epoch, 0) if steps_per_epoch else None
-    bar = tqdm(total=total, disable=not progress, desc=f"{model.name}", unit="batch", leave=True)
+    # In a log file (CI, `> out.txt`) a bar redrawn 10x a second floods the output: redraw rarely there.
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+    bar = tqdm(total=total, disable=not progress, desc=f"{model.name}", unit="batch", leave=True,
+               mininterval=0.1 if interactive else 10.0)
     t_start = time.perf_counter() - history.seconds
     try:
         for epoch in range(start_epoch, epochs):
@@ -195,6 +199,9 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
     finally:
         bar.close()
     history.seconds = time.perf_counter() - t_start
+    if hasattr(model, "after_fit") and isinstance(train, ImageData) and not history.interrupted:
+        model.after_fit(train.float_images(), train.labels)  # e.g. fit a sampling prior to the trained codes
+        save()
     model.eval()
     return history
 

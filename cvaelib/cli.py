@@ -1,0 +1,309 @@
+"""Command line: ``python -m cvaelib <command> ...`` (run with ``--help`` for each command).
+
+The commands and their options are a stable contract used by other tools. Every command validates its arguments
+before heavy work and reports mistakes as one ``error: ...`` line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import KitError
+
+#: per-model defaults for options left unset on the command line
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ae": {"latent_dim": 16},
+    "vae": {"latent_dim": 16},
+    "vae-mlp": {"latent_dim": 20},
+    "cvae": {"latent_dim": 16},
+}
+TRAIN_MODELS = ["ae", "vae", "vae-mlp", "cvae"]
+
+
+def _positive(kind: type, name: str, allow_zero: bool = False):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {text}")
+        return value
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"error: {message} (see: python -m cvaelib {self.prog.split()[-1]} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``python -m cvaelib`` parser (subcommands register here)."""
+    p = _Parser(prog="cvaelib", description="cvae-course-kit: train, sample and inspect (conditional) VAEs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model and write checkpoint.pt, metrics.json, samples.png")
+    t.add_argument("--model", required=True, help="ae, vae, vae-mlp, cvae")
+    t.add_argument("--cond", default="concat", help="CVAE condition: concat, additive or onehot")
+    t.add_argument("--dataset", required=True, help="digits (bundled), mnist or fashion-mnist")
+    t.add_argument("--data-root", default=None, help="folder with MNIST/ FashionMNIST/ ($CVAELIB_DATA or ./data)")
+    t.add_argument("--epochs", type=_positive(int, "--epochs", True), default=10)
+    t.add_argument("--max-seconds", type=_positive(float, "--max-seconds"), default=None)
+    t.add_argument("--latent-dim", type=_positive(int, "--latent-dim"), default=None)
+    t.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=128)
+    t.add_argument("--lr", type=_positive(float, "--lr"), default=1e-3)
+    t.add_argument("--beta", type=_positive(float, "--beta", True), default=None, help="KL weight (default 1)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--every", type=_positive(int, "--every"), default=1, help="checkpoint every N epochs")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--download", action="store_true", help="let torchvision download missing data")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--out", required=True, help="output folder")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="sample images from a trained model")
+    g.add_argument("--checkpoint", required=True, help="run folder or checkpoint.pt")
+    g.add_argument("--label", default=None, help="class id or name (conditional models)")
+    g.add_argument("--n", type=_positive(int, "--n"), default=16)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="PNG file for the grid")
+    g.add_argument("--npy", default=None, help="also write float32 [N, C, H, W] in [0, 1]")
+    g.add_argument("--device", default=None)
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("reconstruct", help="reconstruct images given as .npy")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--npy-in", required=True, help="float32 [N, C, H, W] in [0, 1] (uint8 0..255 also accepted)")
+    r.add_argument("--npy-out", required=True)
+    r.add_argument("--labels", default=None, help="int64 [N] class ids (for CVAEs)")
+    r.add_argument("--device", default=None)
+    r.set_defaults(func=cmd_reconstruct)
+
+    q = sub.add_parser("quickstart", help="train a small CVAE on the bundled digits and save a sample grid")
+    q.add_argument("--out", default="runs/quickstart")
+    q.add_argument("--max-seconds", type=_positive(float, "--max-seconds"), default=60.0)
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_quickstart)
+
+    f = sub.add_parser("fetch", help="download MNIST / Fashion-MNIST with torchvision (internet needed)")
+    f.add_argument("dataset")
+    f.add_argument("--data-root", default=None)
+    f.set_defaults(func=cmd_fetch)
+    return p
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    tmp.replace(path)
+
+
+def _model_config(args: argparse.Namespace, shape: tuple[int, int, int], num_classes: int) -> dict[str, Any]:
+    from .models import COND_MODES
+
+    if args.model not in TRAIN_MODELS:
+        raise KitError(f"unknown model {args.model!r}; choose one of: {', '.join(TRAIN_MODELS)}")
+    config: dict[str, Any] = {"model": args.model, "image_shape": list(shape), **MODEL_DEFAULTS[args.model]}
+    if args.latent_dim is not None:
+        config["latent_dim"] = args.latent_dim
+    if args.beta is not None:
+        if args.model == "ae":
+            raise KitError("--beta applies to VAEs only; drop it for --model ae")
+        config["beta"] = args.beta
+    if args.model == "cvae":
+        if args.cond not in COND_MODES:
+            raise KitError(f"unknown --cond {args.cond!r}; choose one of: {', '.join(COND_MODES)}")
+        config.update(cond=args.cond, num_classes=num_classes)
+    return config
+
+
+def train_run(model_name: str, dataset: str, out: str | Path, data_root: str | None = None, epochs: int = 10,
+              **options: Any) -> dict[str, Any]:
+    """Library form of ``train``: returns the metrics dict (used by the CLI and notebooks)."""
+    args = build_parser().parse_args(["train", "--model", model_name, "--dataset", dataset, "--out", str(out),
+                                      "--epochs", str(epochs)] + (["--data-root", str(data_root)] if data_root else []))
+    for k, v in options.items():
+        setattr(args, k, v)
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from .checkpoint import check_writable
+    from .data import check_dataset_name, load_dataset, train_val_split
+    from .models import build_model
+    from .train import fit, last_terms, pick_device
+    from .viz import save_grid, show_samples
+
+    dataset = check_dataset_name(args.dataset)
+    if args.model not in TRAIN_MODELS:
+        raise KitError(f"unknown model {args.model!r}; choose one of: {', '.join(TRAIN_MODELS)}")
+    out = Path(args.out)
+    check_writable(out)
+    device = pick_device(args.device)
+    data = load_dataset(dataset, args.data_root, "train", download=args.download)
+    config = _model_config(args, data.shape, data.num_classes)
+    train, val = train_val_split(data, 0.1, seed=args.seed)
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    meta = {"dataset": dataset, "class_names": data.class_names}
+    history = fit(model, train, val, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                  max_seconds=args.max_seconds, device=device, seed=args.seed, checkpoint=out / "checkpoint.pt",
+                  every=args.every, resume=args.resume, progress=not args.quiet, meta=meta)
+    metrics = {"model": args.model, "dataset": dataset, "config": config, "epochs": history.epochs,
+               "seconds": round(history.seconds, 3), "images_per_second": round(history.images_per_second, 1),
+               "stopped_by_time": history.stopped_by_time, "interrupted": history.interrupted,
+               "device": str(device), **last_terms(history)}
+    _write_json(out / "metrics.json", metrics)
+    save_grid(show_samples(model, class_names=data.class_names), out / "samples.png")
+    if history.interrupted:
+        raise KeyboardInterrupt
+    return metrics
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    metrics = _train(args)
+    out = Path(args.out)
+    print(f"trained {metrics['model']} on {metrics['dataset']}: {metrics['epochs']} epochs in "
+          f"{metrics['seconds']:.1f} s ({metrics['images_per_second']:.0f} images/s); "
+          f"val loss {metrics.get('val_loss', float('nan')):.2f}")
+    print(f"wrote {out / 'checkpoint.pt'}, {out / 'metrics.json'}, {out / 'samples.png'}")
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from .checkpoint import load_model
+    from .train import pick_device
+
+    return load_model(args.checkpoint, device=pick_device(args.device))
+
+
+def _class_names(model) -> list[str]:
+    meta = getattr(model, "checkpoint_meta", {}) or {}
+    if meta.get("class_names"):
+        return list(meta["class_names"])
+    return [str(i) for i in range(int(model.config.get("num_classes", 0)))]
+
+
+def _save_npy(path: str | Path, array) -> None:
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".tmp.npy"), "wb") as fh:
+        np.save(fh, array)
+    path.with_suffix(".tmp.npy").replace(path)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate_images, resolve_label
+    from .viz import save_grid, show_grid
+
+    model = _load(args)
+    names = _class_names(model)
+    label = None
+    if args.label is not None:
+        if model.condition != "label":
+            raise KitError(f"this {model.name} model is unconditional: omit --label")
+        label = resolve_label(args.label, names)
+    images = generate_images(model, args.n, label, seed=args.seed)
+    title = f"{names[label]} (class {label})" if label is not None else f"{model.name} samples"
+    save_grid(show_grid(images, ncols=min(args.n, 8), title=title), args.out)
+    if args.npy:
+        _save_npy(args.npy, images.numpy().astype("float32"))
+    print(f"wrote {args.n} images to {args.out}" + (f" and {args.npy}" if args.npy else ""))
+    return 0
+
+
+def _read_npy(path: str, what: str):
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise KitError(f"{what} file {p} does not exist")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise KitError(f"{p} is not a readable .npy array ({exc}); save it with numpy.save") from None
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .generate import reconstruct_images
+
+    x = _read_npy(args.npy_in, "--npy-in")
+    labels = _read_npy(args.labels, "--labels") if args.labels else None
+    model = _load(args)
+    shape = tuple(model.image_shape)
+    if x.ndim == 3 and shape[0] == 1:
+        x = x[:, None]
+    if x.ndim != 4 or tuple(x.shape[1:]) != shape:
+        raise KitError(f"--npy-in has shape {list(x.shape)}, this model needs [N, {', '.join(map(str, shape))}]")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise KitError("--npy-in values must be finite and in [0, 1] (or uint8 0..255)")
+    lab = None
+    if labels is not None:
+        if labels.shape != (len(x),):
+            raise KitError(f"--labels has shape {list(labels.shape)}, expected [{len(x)}]")
+        n_cls = int(model.config.get("num_classes", 0))
+        if n_cls and (labels.min() < 0 or labels.max() >= n_cls):
+            raise KitError(f"--labels must be class ids in 0..{n_cls - 1}")
+        lab = torch.from_numpy(labels.astype(np.int64))
+    elif model.condition == "label":
+        raise KitError("this model is class-conditional: pass --labels L.npy (int64, one per image)")
+    recon = reconstruct_images(model, torch.from_numpy(x), lab)
+    _save_npy(args.npy_out, recon.numpy().astype(np.float32))
+    print(f"wrote {len(recon)} reconstructions to {args.npy_out}")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    print("Training a class-conditional VAE on scikit-learn's bundled 8x8 digits (no download needed)...")
+    t0 = time.perf_counter()
+    metrics = train_run("cvae", "digits", out, epochs=400, max_seconds=args.max_seconds, seed=args.seed)
+    print(f"done in {time.perf_counter() - t0:.0f} s ({metrics['epochs']} epochs, "
+          f"{metrics['images_per_second']:.0f} images/s).")
+    print(f"Per-class samples (one row per digit): {(out / 'samples.png').resolve()}")
+    print(f"Next: python -m cvaelib generate --checkpoint {out} --label seven --out seven.png")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .data import fetch
+
+    print(f"{args.dataset} is in {fetch(args.dataset, args.data_root)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run, and turn kit errors into one-line messages."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (the last checkpoint was kept; rerun with --resume to continue)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Notebook conveniences: one ``setup()`` call per lesson and a way to show library source inline."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .train import pick_device, seed_everything
+
+
+@dataclass
+class NotebookEnv:
+    """What a lesson needs to know about where it runs."""
+
+    device: torch.device
+    smoke: bool
+    in_colab: bool
+    data_root: Path
+    work_dir: Path
+    download: bool
+
+
+def _find_data_root() -> Path:
+    if os.environ.get("CVAELIB_DATA"):
+        return Path(os.environ["CVAELIB_DATA"])
+    for candidate in (Path("../shared/data"), Path("../../shared/data"), Path("shared/data")):
+        if (candidate / "MNIST").is_dir():
+            return candidate.resolve()
+    return Path("data")
+
+
+def setup(seed: int = 0, drive: bool = False, quiet: bool = False) -> NotebookEnv:
+    """Seed everything, pick the device and report it, decide SMOKE mode and where data/checkpoints live.
+
+    Args:
+        seed: the one seed for every figure in the lesson.
+        drive: on Colab, mount Google Drive and keep checkpoints in ``MyDrive/cvae-course-kit`` so a
+            disconnected runtime loses nothing (asks for permission, so it is off by default).
+        quiet: print nothing.
+    """
+    in_colab = "google.colab" in sys.modules
+    smoke = os.environ.get("SMOKE", "0").lower() not in ("", "0", "false", "no")
+    seed_everything(seed)
+    device = pick_device()
+    work = Path("cvae-work")
+    if in_colab and drive:
+        from google.colab import drive as gdrive  # type: ignore[import-not-found]
+
+        gdrive.mount("/content/drive")
+        work = Path("/content/drive/MyDrive/cvae-course-kit")
+    work.mkdir(parents=True, exist_ok=True)
+    env = NotebookEnv(device, smoke, in_colab, _find_data_root(), work, download=not (Path("..") / "shared").is_dir())
+    if not quiet:
+        if device.type == "cuda":
+            where = f"GPU: {torch.cuda.get_device_name(0)}"
+        else:
+            where = f"CPU ({torch.get_num_threads()} threads) - fine for these lessons, a GPU is faster"
+        print(f"device: {where} | SMOKE={smoke} | data: {env.data_root} | checkpoints: {work}")
+    return env
+
+
+def show_source(obj: object) -> None:
+    """Display the source of a library class or function (syntax-highlighted in Jupyter, plain elsewhere)."""
+    source = inspect.getsource(obj)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+
+        if get_ipython() is not None:
+            display(Markdown(f"```python\n{source}```"))
+            return
+    except ImportError:
+        pass
+    print(source)
+
+
+def show(fig) -> None:
+    """Display a figure in a notebook; in a script (CI) just close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display(fig)
+    except ImportError:
+        pass
+    plt.close(fig)
