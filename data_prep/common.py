@@ -1,0 +1,114 @@
+"""Pieces both prep scripts share: image decoding that never crashes the run, square resizing, CLI plumbing."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cvaelib.errors import KitError
+
+#: errors that mean "this one image is bad" (reported and skipped), never "stop the run"
+IMAGE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
+RESAMPLE = Image.Resampling.BICUBIC  # PIL scales its kernel with the reduction factor, so this is antialiased
+
+
+class BadImage(Exception):
+    """One image cannot be used; the message says why (it ends up in the manifest's ``skipped`` list)."""
+
+
+def decode(data: bytes, draft_to: tuple[int, int] | None = None) -> Image.Image:
+    """Fully decode JPEG/PNG bytes to RGB, or raise :class:`BadImage` (truncated, not an image, ...).
+
+    ``draft_to`` lets libjpeg decode at 1/2, 1/4 or 1/8 scale while keeping both sides >= the given size: large
+    COCO photos shrunk to 64 or 128 pixels decode several times faster and look the same.
+    """
+    try:
+        img = Image.open(io.BytesIO(data))
+        full_size = img.size
+        if draft_to is not None and img.format == "JPEG":
+            img.draft("RGB", draft_to)
+        img.load()  # decoding happens here: a truncated file fails now, not later
+        img = img.convert("RGB")
+    except IMAGE_ERRORS as exc:
+        raise BadImage(f"{type(exc).__name__}: {exc}") from None
+    img.info["full_size"] = full_size
+    return img
+
+
+def to_chw(img: Image.Image) -> np.ndarray:
+    """PIL RGB -> uint8 ``[3, H, W]``."""
+    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy()
+
+
+def center_square(img: Image.Image, size: int) -> Image.Image:
+    """Scale the shorter side to ``size`` and cut the centre square (keeps the aspect, loses the edges)."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.resize((size, size), RESAMPLE, box=(left, top, left + side, top + side))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error: ...`` line and exit status 2 (like ``python -m cvaelib``)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"error: {message} (see: python -m {self.prog} --help)\n")
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the hand-wrapped description/epilog and shows defaults."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text}")
+    return value
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None,
+        on_error: Callable[[KitError], None] | None = None) -> int:
+    """Run a prep ``main``: KitError -> ``error: ...`` on stderr and status 2; Ctrl-C -> status 130 (resumable)."""
+    try:
+        return main(argv)
+    except KitError as exc:
+        if on_error is not None:
+            on_error(exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished shards are kept, run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+class Log:
+    """Progress lines on stderr (Colab shows them live); ``quiet`` keeps only warnings."""
+
+    def __init__(self, quiet: bool = False, sink: Callable[[str], None] | None = None) -> None:
+        self.quiet = quiet
+        self.sink = sink
+        self.start = time.perf_counter()
+        self.lines: list[str] = []  # kept so tests and notebooks can look at what happened
+
+    @classmethod
+    def of(cls, log) -> "Log":
+        """A :class:`Log` from ``None`` (stderr), an existing Log, or any ``callable(str)`` such as ``print``."""
+        return log if isinstance(log, Log) else cls(sink=log)
+
+    def __call__(self, msg: str, force: bool = False) -> None:
+        self.lines.append(msg)
+        if force or not self.quiet:
+            line = f"[{time.perf_counter() - self.start:7.1f}s] {msg}"
+            if self.sink is not None:
+                self.sink(line)
+            else:
+                print(line, file=sys.stderr, flush=True)
