@@ -51,11 +51,12 @@ def conditional_accuracy(predicted: Tensor, target: Tensor, num_classes: int | N
 
 
 @torch.no_grad()
-def sample_per_class(model: nn.Module, n: int, num_classes: int, seed: int = 0, batch_size: int = 500) -> tuple[Tensor, Tensor]:
+def sample_per_class(model: nn.Module, n: int, num_classes: int, seed: int = 0,
+                     batch_size: int = 500) -> tuple[Tensor, Tensor]:
     """``n`` samples from a label-conditioned model, balanced over classes: ``(images [N,C,H,W] cpu, labels [N])``."""
     labels = balanced_labels(n, num_classes)
     device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # a CPU generator: the same samples on CPU and GPU
     out = [model.sample(len(c), c.to(device), generator=gen).float().cpu() for c in labels.split(batch_size)]
     return torch.cat(out), labels
 

@@ -97,13 +97,19 @@ def frechet_distance(features_a: Tensor | np.ndarray, features_b: Tensor | np.nd
         raise KitError(f"FID feature sets differ in width ({mu_a.shape[0]} vs {mu_b.shape[0]}); "
                        f"extract both with the same network")
     try:
-        value = fid_score.calculate_frechet_distance(mu_a, s_a, mu_b, s_b)
+        with warnings.catch_warnings():
+            # scipy warns "matrix is singular" whenever N < D or the sets coincide; the result is still exact
+            # enough (identical sets give 0), and the real failure (a large imaginary part) is handled below
+            warnings.simplefilter("ignore")
+            value = fid_score.calculate_frechet_distance(mu_a, s_a, mu_b, s_b)
     except ValueError:
         # a large imaginary part of the matrix square root: singular covariances from too few samples; a small ridge
         # makes the product well-conditioned (the same remedy pytorch-fid applies to non-finite results)
         ridge = np.eye(len(mu_a)) * 1e-6 * max(np.trace(s_a), np.trace(s_b), 1e-12) / len(mu_a)
         try:
-            value = fid_score.calculate_frechet_distance(mu_a, s_a + ridge, mu_b, s_b + ridge)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = fid_score.calculate_frechet_distance(mu_a, s_a + ridge, mu_b, s_b + ridge)
         except ValueError:
             raise KitError(f"FID is numerically undefined with {len(np.atleast_1d(mu_a))}-d features from "
                            f"so few samples; use more samples (>= {MIN_FID_SAMPLES} per set)") from None
