@@ -1,0 +1,348 @@
+"""``load_clip``: one call that finds a CLIP however the student installed it, and says clearly when it cannot.
+
+Sources, tried in this order for a model name such as ``"ViT-B/32"``:
+
+1. OpenAI's ``clip`` package, from ``git+https://github.com/openai/CLIP`` (what Colab notebooks install) or PyPI's
+   ``openai-clip``.  PyPI's 1.0.1 does ``from pkg_resources import packaging``, and setuptools >= 81 no longer ships
+   ``pkg_resources``: :func:`import_clip_module` then imports it through a stand-in module that exposes only
+   ``packaging`` (all ``clip`` uses), and removes the stand-in again afterwards.
+2. ``open_clip`` with ``pretrained="openai"`` (the same weights, mirrored on the Hugging Face Hub) when OpenAI's
+   download URLs fail; they have been reported dead (openai/CLIP issue 516).
+
+Other names: a local checkpoint file (OpenAI TorchScript archive or a state dict; loaded here rather than through
+``clip.load``, whose file-path branch reads the handle a second time without rewinding it and so cannot load a state
+dict), ``"open_clip:ARCH/PRETRAINED"`` (PRETRAINED may be a tag or a local file), and ``"tiny:PATH"`` (the kit's
+offline TinyCLIP, :mod:`cvaelib.clip.tiny`).
+
+Nothing here runs at ``import cvaelib``: a broken ``clip`` install only matters when CLIP is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import socket
+import sys
+import types
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import CheckpointError, KitError
+from .encoder import ClipEncoder, OpenAIClipEncoder, OpenClipEncoder
+
+CLIP_INSTALL_HINT = ("pip install git+https://github.com/openai/CLIP.git (Colab) or pip install openai-clip; "
+                     "or pip install open_clip_torch")
+
+#: OpenAI model name -> (open_clip architecture, pretrained tag) used when OpenAI's own download fails.
+OPENAI_TO_OPEN_CLIP: dict[str, tuple[str, str]] = {
+    "RN50": ("RN50", "openai"),
+    "RN101": ("RN101", "openai"),
+    "RN50x4": ("RN50x4", "openai"),
+    "RN50x16": ("RN50x16", "openai"),
+    "RN50x64": ("RN50x64", "openai"),
+    "ViT-B/32": ("ViT-B-32", "openai"),
+    "ViT-B/16": ("ViT-B-16", "openai"),
+    "ViT-L/14": ("ViT-L-14", "openai"),
+    "ViT-L/14@336px": ("ViT-L-14-336", "openai"),
+}
+
+#: Seconds a single download connection may stall before we give up on that source.
+NETWORK_TIMEOUT_S = 30.0
+
+
+# ---------------------------------------------------------------------- the `clip` module
+def _drop_modules(prefix: str) -> None:
+    """Forget ``prefix`` and its submodules, so a failed, half-done import can be retried cleanly."""
+    for key in [k for k in sys.modules if k == prefix or k.startswith(prefix + ".")]:
+        del sys.modules[key]
+
+
+def _packaging_module() -> types.ModuleType:
+    """``packaging`` with ``packaging.version`` loaded (pip vendors a copy if the package itself is missing)."""
+    for name in ("packaging", "pip._vendor.packaging"):
+        try:
+            mod = importlib.import_module(name)
+            importlib.import_module(name + ".version")
+            return mod
+        except ImportError:
+            continue
+    raise KitError("importing `clip` needs the `packaging` package: pip install packaging")
+
+
+def import_clip_module() -> types.ModuleType:
+    """Import OpenAI's ``clip`` package, working around the ``pkg_resources`` removal of setuptools >= 81.
+
+    Raises :class:`KitError` with install hints when ``clip`` is not installed, is another PyPI package that happens
+    to be called ``clip``, or cannot be imported.
+    """
+    try:
+        module = importlib.import_module("clip")
+    except ModuleNotFoundError as exc:
+        if exc.name != "pkg_resources":
+            _drop_modules("clip")
+            raise KitError(f"OpenAI's CLIP is not installed ({exc}); {CLIP_INSTALL_HINT}") from None
+        module = _import_clip_with_packaging_shim()
+    except Exception as exc:  # noqa: BLE001 - any import-time crash of a third-party package
+        _drop_modules("clip")
+        raise KitError(f"`import clip` failed ({type(exc).__name__}: {exc}); reinstall it: {CLIP_INSTALL_HINT}") from None
+    if not (hasattr(module, "load") and hasattr(module, "tokenize")):
+        raise KitError("the installed `clip` package is not OpenAI's CLIP; "
+                       f"pip uninstall clip, then {CLIP_INSTALL_HINT}")
+    return module
+
+
+def _import_clip_with_packaging_shim() -> types.ModuleType:
+    # `clip/clip.py` only does `from pkg_resources import packaging` and later calls `packaging.version.parse`,
+    # so a stand-in `pkg_resources` exposing `packaging` is enough.  It is removed again right after the import,
+    # so no other library is fooled into thinking setuptools' pkg_resources exists.
+    _drop_modules("clip")  # the failed attempt left `clip` half-imported
+    had, previous = "pkg_resources" in sys.modules, sys.modules.get("pkg_resources")
+    shim = types.ModuleType("pkg_resources")
+    shim.packaging = _packaging_module()  # type: ignore[attr-defined]
+    sys.modules["pkg_resources"] = shim
+    try:
+        return importlib.import_module("clip")
+    except Exception as exc:  # noqa: BLE001
+        _drop_modules("clip")
+        raise KitError(f"`import clip` failed even with a pkg_resources stand-in ({type(exc).__name__}: {exc}); "
+                       f"{CLIP_INSTALL_HINT}") from None
+    finally:
+        if had:
+            sys.modules["pkg_resources"] = previous  # type: ignore[assignment]
+        else:
+            sys.modules.pop("pkg_resources", None)
+
+
+def _import_open_clip() -> types.ModuleType:
+    try:
+        return importlib.import_module("open_clip")
+    except Exception as exc:  # noqa: BLE001
+        raise KitError(f"open_clip is not available ({exc}); pip install open_clip_torch") from None
+
+
+# ---------------------------------------------------------------------- files
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """Cheap identity of a weights file: sha256 of its size, first and last MiB (a retrained file differs)."""
+    p = Path(path)
+    size = p.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(p, "rb") as f:
+        h.update(f.read(1 << 20))
+        if size > 1 << 20:
+            f.seek(max(1 << 20, size - (1 << 20)))
+            h.update(f.read())
+    return f"sha256-ends:{h.hexdigest()[:24]}"
+
+
+def read_clip_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict of an OpenAI-format CLIP file: a TorchScript archive (OpenAI's downloads) or a state dict.
+
+    Each format is read by path, from the start (``clip.load`` tries TorchScript on an open handle and then
+    ``torch.load``s the same, already consumed handle).  Wrapped training checkpoints (``{"state_dict": ...}``,
+    ``module.`` prefixes) are unwrapped.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"CLIP checkpoint not found: {path}; pass an existing .pt file or a model name")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch >= 2.10 flags TorchScript as deprecated; OpenAI ships it
+            return dict(torch.jit.load(path, map_location="cpu").state_dict())
+    except Exception:  # noqa: BLE001 - not TorchScript: try a plain state dict next
+        pass
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{path} is neither a TorchScript CLIP nor a state dict ({type(exc).__name__}); "
+                              "pass an OpenAI CLIP .pt file") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or "text_projection" not in {k.removeprefix("module.") for k in obj}:
+        raise CheckpointError(f"{path} does not hold CLIP weights (no text_projection); pass an OpenAI CLIP .pt file")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _build_openai_model(state_dict: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.nn.Module, str]:
+    """Rebuild the network from a state dict with ``clip.model.build_model`` (else open_clip's twin).
+
+    Both builders round the weights to fp16 (OpenAI's release format).  On CPU the model runs in fp32, so the
+    original values are loaded again afterwards: an fp32 checkpoint then gives exactly its own embeddings.
+    """
+    original = {k: v for k, v in state_dict.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    try:
+        clip = import_clip_module()
+        model = clip.model.build_model(state_dict)
+        kind = "clip"
+    except KitError:
+        open_clip = _import_open_clip()
+        model = open_clip.model.build_model_from_openai_state_dict(state_dict)
+        kind = "open_clip"
+    model = model.to(device)
+    if device.type == "cpu":
+        model.float()  # OpenAI's weights are fp16; CPU kernels want fp32
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in original.items()})
+    return model.eval(), kind
+
+
+def _encoder_from_file(path: str, device: torch.device, name: str | None = None) -> ClipEncoder:
+    model, kind = _build_openai_model(read_clip_state_dict(path), device)
+    name = name or str(Path(path).resolve())
+    fingerprint = file_fingerprint(path)
+    if kind == "clip":
+        return OpenAIClipEncoder(model, name, device, weights_id=fingerprint)
+    open_clip = _import_open_clip()
+    model.visual.preprocess_cfg = {"size": model.visual.image_size, "mode": "RGB", "mean": (0.48145466, 0.4578275,
+                                   0.40821073), "std": (0.26862954, 0.26130258, 0.27577711),
+                                   "interpolation": "bicubic", "resize_mode": "shortest"}
+    return OpenClipEncoder(model, name, device, open_clip.tokenizer.SimpleTokenizer(), weights_id=fingerprint)
+
+
+# ---------------------------------------------------------------------- network helpers
+@contextlib.contextmanager
+def _network_timeout(seconds: float) -> Iterator[None]:
+    """`clip` downloads with ``urlopen`` and no timeout: a dead network would hang forever."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _host_reachable(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hf_offline_unless_reachable() -> Iterator[None]:
+    """Without a network, huggingface_hub retries for ~30 s before failing; offline mode answers from the cache."""
+    if _host_reachable("huggingface.co"):
+        yield
+        return
+    try:
+        constants = importlib.import_module("huggingface_hub.constants")
+    except ImportError:
+        yield
+        return
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
+
+
+def _short(exc: BaseException, limit: int = 140) -> str:
+    msg = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------- loaders per source
+def _load_with_clip(name: str, device: torch.device, download_root: str | None) -> ClipEncoder:
+    clip = import_clip_module()
+    with _network_timeout(NETWORK_TIMEOUT_S):
+        model, _ = clip.load(name, device=str(device), jit=False, download_root=download_root)
+    if device.type == "cpu":
+        model.float()
+    return OpenAIClipEncoder(model, name, device)
+
+
+def load_open_clip(arch: str, pretrained: str | None, device: torch.device | str,
+                   cache_dir: str | None = None, name: str | None = None) -> OpenClipEncoder:
+    """An open_clip model wrapped as a :class:`ClipEncoder` (``pretrained``: a tag such as ``"openai"`` or a file)."""
+    open_clip = _import_open_clip()
+    device = torch.device(device)
+    quick_gelu = False
+    if pretrained and not os.path.isfile(pretrained):
+        # OpenAI's weights were trained with QuickGELU; open_clip's plain configs use nn.GELU
+        with contextlib.suppress(Exception):
+            quick_gelu = bool(open_clip.get_pretrained_cfg(arch, pretrained).get("quick_gelu", False))
+    with _hf_offline_unless_reachable(), _network_timeout(NETWORK_TIMEOUT_S):
+        model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device,
+                                                            cache_dir=cache_dir, force_quick_gelu=quick_gelu)
+    weights_id = file_fingerprint(pretrained) if pretrained and os.path.isfile(pretrained) else None
+    return OpenClipEncoder(model, name or f"open_clip:{arch}/{pretrained}", device, open_clip.get_tokenizer(arch),
+                           weights_id=weights_id)
+
+
+def _load_tiny(path: str, device: torch.device) -> ClipEncoder:
+    from .tiny import load_tiny_clip  # written alongside; imported only when asked for
+
+    encoder = load_tiny_clip(path, device)
+    if getattr(encoder, "weights_id", None) is None and os.path.isfile(path):
+        encoder.weights_id = file_fingerprint(path)
+    return encoder
+
+
+# ---------------------------------------------------------------------- the entry point
+def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None,
+              download_root: str | os.PathLike | None = None) -> ClipEncoder:
+    """Load a CLIP as a :class:`ClipEncoder`.
+
+    ``name``:
+      * an OpenAI model name (``"ViT-B/32"``, ``"RN50"``, ...): OpenAI's ``clip`` package (weights cached in
+        ``download_root``, default ``~/.cache/clip``), falling back to ``open_clip`` (``pretrained="openai"``) when
+        ``clip`` is missing or its download fails;
+      * a path to a local OpenAI-format checkpoint (TorchScript archive or state dict);
+      * ``"open_clip:ARCH/PRETRAINED"``, e.g. ``"open_clip:ViT-B-32/openai"`` or ``"open_clip:ViT-B-32//path/w.pt"``;
+      * ``"tiny:PATH"``: the kit's offline TinyCLIP checkpoint.
+
+    ``device``: default CUDA when present, else CPU.  Raises one :class:`KitError` naming the options when no source
+    works (e.g. offline with no cached weights).
+    """
+    from ..train import pick_device
+
+    if not isinstance(name, (str, os.PathLike)):
+        raise KitError(f"load_clip name must be a str, got {type(name).__name__}")
+    name = os.fspath(name)
+    device = pick_device(device)
+    root = os.fspath(download_root) if download_root is not None else None
+
+    if name.startswith("tiny:"):
+        return _load_tiny(name[len("tiny:"):], device)
+    if name.startswith("open_clip:"):
+        spec = name[len("open_clip:"):]
+        if spec.startswith(("hf-hub:", "local-dir:")):
+            arch, pretrained = spec, None
+        else:
+            arch, _, pretrained = spec.partition("/")
+        if not arch:
+            raise KitError(f"bad open_clip name {name!r}; use 'open_clip:ARCH/PRETRAINED', e.g. 'open_clip:ViT-B-32/openai'")
+        try:
+            return load_open_clip(arch, pretrained or None, device, cache_dir=root, name=name)
+        except KitError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise KitError(f"open_clip could not load {arch!r} with pretrained={pretrained!r} ({_short(exc)}); "
+                           "if offline, pass a local weights file as PRETRAINED; else check the names with "
+                           "open_clip.list_pretrained()") from None
+    if name not in OPENAI_TO_OPEN_CLIP or os.path.isfile(name):
+        if os.path.exists(name) or name.endswith((".pt", ".pth", ".bin")) or os.sep in name:
+            return _encoder_from_file(name, device)
+        raise KitError(f"unknown CLIP model {name!r}; use one of {sorted(OPENAI_TO_OPEN_CLIP)}, a local .pt file, "
+                       "'open_clip:ARCH/PRETRAINED' or 'tiny:PATH'")
+
+    reasons: list[str] = []
+    try:
+        return _load_with_clip(name, device, root)
+    except Exception as exc:  # noqa: BLE001 - any failure: record it and try the next source
+        reasons.append(f"clip: {_short(exc)}")
+    arch, tag = OPENAI_TO_OPEN_CLIP[name]
+    try:
+        return load_open_clip(arch, tag, device, cache_dir=root, name=name)
+    except Exception as exc:  # noqa: BLE001
+        reasons.append(f"open_clip: {_short(exc)}")
+    cache = root or os.path.expanduser("~/.cache/clip")
+    raise KitError(f"could not load CLIP {name!r} ({'; '.join(reasons)}). Options: connect to the internet once "
+                   f"(weights are then cached in {cache}); or copy the OpenAI checkpoint {name.replace('/', '-')}.pt "
+                   "there (download_root=...); or pass a local file, load_clip('/path/to/model.pt'); or train the "
+                   "offline TinyCLIP and use load_clip('tiny:/path/to/tinyclip.pt')")
