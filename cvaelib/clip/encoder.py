@@ -148,11 +148,15 @@ class ClipEncoder:
 
     @torch.no_grad()
     def _encode_token_rows(self, tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
-        out = []
+        if tokens.shape[0] == 0:
+            return torch.zeros(0, self.embed_dim)
+        # Batch rows of similar length together: encoders that trim padding (trimmed_length) then do less work.
+        order = torch.argsort(tokens.argmax(dim=-1), stable=True)
+        out = torch.empty(tokens.shape[0], self.embed_dim)
         for i in range(0, tokens.shape[0], batch_size):
-            chunk = tokens[i:i + batch_size].to(self.device, non_blocking=True)
-            out.append(_finish(self._encode_text_tokens(chunk)))
-        return torch.cat(out) if out else torch.zeros(0, self.embed_dim)
+            idx = order[i:i + batch_size]
+            out[idx] = _finish(self._encode_text_tokens(tokens[idx].to(self.device, non_blocking=True)))
+        return out
 
     # ------------------------------------------------------------------ images
     @property
@@ -287,10 +291,36 @@ class OpenAIClipEncoder(ClipEncoder):
         return int(self.model.context_length)
 
     def _encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_text(tokens)
+        m = self.model
+        blocks = getattr(getattr(m, "transformer", None), "resblocks", None)
+        if blocks is None or not all(hasattr(b, a) for b in blocks for a in ("ln_1", "attn", "mlp", "ln_2", "attn_mask")):
+            return m.encode_text(tokens)  # not the layout of clip.model.CLIP: use the model's own forward
+        # Same computation as CLIP.encode_text, on the first L positions only (see trimmed_length).
+        n = trimmed_length(tokens)
+        t = tokens[:, :n]
+        x = m.token_embedding(t).type(m.dtype) + m.positional_embedding[:n].type(m.dtype)
+        x = x.permute(1, 0, 2)  # NLD -> LND, as clip's blocks expect
+        for b in blocks:
+            mask = None if b.attn_mask is None else b.attn_mask[:n, :n].to(dtype=x.dtype, device=x.device)
+            h = b.ln_1(x)
+            x = x + b.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+            x = x + b.mlp(b.ln_2(x))
+        x = m.ln_final(x.permute(1, 0, 2)).type(m.dtype)
+        return x[torch.arange(x.shape[0], device=x.device), t.argmax(dim=-1)] @ m.text_projection
 
     def _encode_image_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels.to(self.model.dtype))
+
+
+def trimmed_length(tokens: torch.Tensor) -> int:
+    """How many leading positions CLIP's text tower needs for these token rows.
+
+    CLIP's text transformer is causal (position i sees positions <= i) and reads the embedding at the end-of-text
+    token (the largest id).  Positions after the last end-of-text token of the batch therefore never influence the
+    result, and a typical 10-20-token prompt need not pay for all 77 positions: cutting them is exact and several
+    times faster.
+    """
+    return int(tokens.argmax(dim=-1).max().item()) + 1 if tokens.numel() else tokens.shape[-1]
 
 
 class OpenClipEncoder(ClipEncoder):
@@ -347,7 +377,24 @@ class OpenClipEncoder(ClipEncoder):
         return self._tokenizer(_text._as_list(texts)).long()
 
     def _encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_text(tokens)
+        m = self.model
+        causal_argmax = (isinstance(getattr(m, "attn_mask", None), torch.Tensor)
+                         and getattr(m, "text_pool_type", None) == "argmax"
+                         and all(hasattr(m, a) for a in ("token_embedding", "positional_embedding", "ln_final")))
+        if not causal_argmax:
+            return m.encode_text(tokens)
+        from open_clip.transformer import text_global_pool  # type: ignore[import-not-found]
+
+        # open_clip's CLIP.encode_text on the first L positions only (exact: see trimmed_length)
+        n = trimmed_length(tokens)
+        t = tokens[:, :n]
+        cast = m.transformer.get_cast_dtype()
+        x = m.token_embedding(t).to(cast) + m.positional_embedding[:n].to(cast)
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:n, :n]))
+        x = text_global_pool(x, t, "argmax")
+        if m.text_projection is not None:
+            x = m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
+        return x
 
     def _encode_image_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         dtype = next(self.model.parameters()).dtype

@@ -242,6 +242,8 @@ def _hf_offline_unless_reachable() -> Iterator[None]:
 
 
 def _short(exc: BaseException, limit: int = 140) -> str:
+    if isinstance(exc, KitError):
+        limit = max(limit, 300)  # our own messages carry the fix (install hints): keep them whole
     msg = " ".join(f"{type(exc).__name__}: {exc}".split())
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
@@ -326,8 +328,9 @@ def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None,
                            "if offline, pass a local weights file as PRETRAINED; else check the names with "
                            "open_clip.list_pretrained()") from None
     if name not in OPENAI_TO_OPEN_CLIP or os.path.isfile(name):
-        if os.path.exists(name) or name.endswith((".pt", ".pth", ".bin")) or os.sep in name:
-            return _encoder_from_file(name, device)
+        looks_like_file = name.endswith((".pt", ".pth", ".bin", ".ckpt")) or name.startswith(("/", ".", "~"))
+        if os.path.exists(name) or looks_like_file:
+            return _encoder_from_file(os.path.expanduser(name), device)
         raise KitError(f"unknown CLIP model {name!r}; use one of {sorted(OPENAI_TO_OPEN_CLIP)}, a local .pt file, "
                        "'open_clip:ARCH/PRETRAINED' or 'tiny:PATH'")
 
