@@ -31,10 +31,8 @@ import os
 import shlex
 import sys
 import threading
-import time
 import zipfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +41,8 @@ import numpy as np
 from cvaelib.data.shards import ShardWriter, images_key
 from cvaelib.errors import DataError
 
-from .common import RESAMPLE, BadImage, Formatter, Log, Parser, decode, positive_int, run, to_chw
+from .common import (RESAMPLE, BadImage, Formatter, Log, Parser, build_split, decode, make_pool, positive_int, run,
+                     to_chw)
 
 ATTRIBUTE_NAMES = [
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
@@ -145,6 +144,25 @@ def _first(paths: list[Path]) -> Path | None:
     return next((p for p in paths if p.is_file()), None)
 
 
+def _subdirs(folder: Path) -> list[Path]:
+    # never list an image folder: 200k entries are slow, above all on a mounted Google Drive
+    if folder.name.lower().startswith("img_align_celeba") or not folder.is_dir():
+        return []
+    with os.scandir(folder) as it:
+        return sorted(Path(e.path) for e in it if e.is_dir())
+
+
+def _candidate_roots(src: Path):
+    """``src``, its parents when it is the image folder itself, then sub-folders two levels deep (lazily)."""
+    yield src
+    if src.name.lower().startswith("img_align_celeba"):
+        yield src.parent
+        yield src.parent.parent
+    for sub in _subdirs(src):
+        yield sub
+        yield from _subdirs(sub)
+
+
 def find_celeba(src: str | os.PathLike) -> CelebaSource:
     """Locate images, attribute file and partition file under ``src`` (either layout, up to two folders deep).
 
@@ -154,14 +172,8 @@ def find_celeba(src: str | os.PathLike) -> CelebaSource:
     src = Path(src).expanduser()
     if not src.exists():
         raise CelebaMissing(f"--src {src} does not exist; see: python -m data_prep.celeba --how-to-get")
-    roots = [src]
-    if src.name.lower().startswith("img_align_celeba"):  # the user pointed at the image folder itself
-        roots += [src.parent, src.parent.parent]
-    if src.is_dir():
-        subs = sorted(p for p in src.iterdir() if p.is_dir())
-        roots += subs + [q for p in subs for q in sorted(p.iterdir()) if q.is_dir()]
     found: dict[str, Path] = {}
-    for root in roots:
+    for root in _candidate_roots(src):
         attr = _first([root / "list_attr_celeba.txt", root / "list_attr_celeba.csv", root / "Anno" /
                        "list_attr_celeba.txt"])
         part = _first([root / "list_eval_partition.txt", root / "list_eval_partition.csv",
@@ -328,52 +340,28 @@ def prepare_celeba(src: str | os.PathLike, out: str | os.PathLike, sizes: Sequen
     info = {"attribute_names": names, "source": str(Path(src).resolve()), "layout": source.layout, "limit": limit,
             "crop_note": "PIL boxes (left, top, right, bottom) on the aligned 178x218 image"}
     writer = ShardWriter(out, "celeba", config, info, prep_command=prep_command, verify=verify, log=log)
-    shown = 0
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+    shapes = {images_key(v, s): ((3, s, s), np.uint8) for v in variants for s in sizes}
+    shapes["attributes"] = ((len(names),), np.uint8)
+
+    def work(name: str):
+        try:
+            if name not in table:
+                raise BadImage("not listed in the attribute file")
+            arrays = _process(source.images, name, variants, sizes)
+        except BadImage as exc:
+            return None, str(exc), None
+        arrays["attributes"] = table[name]
+        return arrays, None, {"file_name": name}
+
+    shown = [0]
+    with make_pool(workers or os.cpu_count() or 2) as pool:
         for split in splits:
             files = partition[split][:limit] if limit else partition[split]
-            planned = max(1, -(-len(files) // shard_size))
-            for index in range(planned):
-                lo, hi = index * shard_size, min(len(files), (index + 1) * shard_size)
-                if writer.is_done(split, index, lo, hi - lo):
-                    log(f"{split} shard {index + 1}/{planned}: already done, skipped")
-                    continue
-                t0 = time.perf_counter()
-                chunk = files[lo:hi]
-
-                def work(name: str):
-                    try:
-                        if name not in table:
-                            raise BadImage("not listed in the attribute file")
-                        return _process(source.images, name, variants, sizes), None
-                    except BadImage as exc:
-                        return None, str(exc)
-
-                arrays = {images_key(v, s): [] for v in variants for s in sizes}
-                attrs, records, skipped = [], [], []
-                for name, (result, reason) in zip(chunk, pool.map(work, chunk)):
-                    if result is None:
-                        skipped.append({"name": name, "reason": reason})
-                        if shown < 20:
-                            log(f"skipped {name}: {reason}", force=True)
-                            shown += 1
-                        continue
-                    for key, arr in result.items():
-                        arrays[key].append(arr)
-                    attrs.append(table[name])
-                    records.append({"file_name": name})
-                stacked = {key: (np.stack(v) if v else np.zeros((0, 3, int(key.rsplit("_", 1)[1]),
-                                                                 int(key.rsplit("_", 1)[1])), np.uint8))
-                           for key, v in arrays.items()}
-                stacked["attributes"] = np.stack(attrs) if attrs else np.zeros((0, len(names)), np.uint8)
-                writer.write(split, index, lo, hi - lo, stacked, records, skipped)
-                dt = time.perf_counter() - t0
-                log(f"{split} shard {index + 1}/{planned}: {len(records)} images, {len(skipped)} skipped, "
-                    f"{dt:.1f} s ({len(chunk) / max(dt, 1e-9):.0f} img/s)")
-            info_split = writer.finish_split(split, planned, len(files))
-            if files and info_split["count"] == 0:
-                raise DataError(f"no usable image in the {split} split ({info_split['skipped']} skipped, e.g. "
-                                f"{writer.manifest['splits'][split]['shards'][0]['skipped'][0]['reason']}); "
+            entry = build_split(writer, pool, split, files, shard_size, work, shapes, log,
+                                lambda name: {"name": name}, shown)
+            if files and entry["count"] == 0:
+                first = next(s["skipped"][0]["reason"] for s in entry["shards"] if s["skipped"])
+                raise DataError(f"no usable image in the {split} split ({entry['skipped']} skipped, e.g. {first}); "
                                 f"check --src {src}")
     manifest = writer.manifest
     total_skipped = sum(s["skipped"] for s in manifest["splits"].values())

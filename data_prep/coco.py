@@ -29,7 +29,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +37,8 @@ from PIL import Image
 from cvaelib.data.shards import ShardWriter, images_key
 from cvaelib.errors import DataError
 
-from .common import IMAGE_ERRORS, BadImage, Formatter, Log, Parser, center_square, decode, positive_int, run, \
-    to_chw
+from .common import (IMAGE_ERRORS, BadImage, Formatter, Log, Parser, build_split, center_square, decode, make_pool,
+                     positive_int, run, to_chw)
 
 #: nature / bucolic theme (plurals are added automatically: cow -> cows, pony -> ponies, calf -> calves)
 DEFAULT_KEYWORDS = [
@@ -346,56 +345,31 @@ def prepare_coco(annotations: Sequence[str | os.PathLike], out: str | os.PathLik
             "attribution": "COCO captions CC BY 4.0; each image keeps its Flickr licence (records: license, "
                            "flickr_url)"}
     writer = ShardWriter(out, "coco", config, info, prep_command=prep_command, verify=verify, log=log)
-    shown = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    shapes = {images_key("center", s): ((3, s, s), np.uint8) for s in sizes}
+    shown = [0]
+    with make_pool(workers) as pool:
         for split, (folder, chosen) in splits.items():
-            planned = max(1, -(-len(chosen) // shard_size))
-            for index in range(planned):
-                lo, hi = index * shard_size, min(len(chosen), (index + 1) * shard_size)
-                if writer.is_done(split, index, lo, hi - lo):
-                    log(f"{split} shard {index + 1}/{planned}: already done, skipped")
-                    continue
-                t0 = time.perf_counter()
-                chunk = chosen[lo:hi]
 
-                def work(rec: dict):
-                    try:
-                        path = _local_path(images_dir, folder, rec["file_name"])
-                        if path is None and download_missing:
-                            url = rec["coco_url"]
-                            if mirror:
-                                url = url.replace(COCO_HOST, mirror.rstrip("/") + "/")
-                            try:
-                                path = download(url, cache / folder / rec["file_name"], timeout, retries, backoff)
-                            except DownloadError as exc:
-                                raise BadImage(f"download failed: {exc}") from None
-                        if path is None:
-                            raise BadImage(f"not found in {images_dir} (nor {images_dir}/{folder}); add --download "
-                                           f"to fetch it")
-                        return _process(path, rec, sizes), None
-                    except BadImage as exc:
-                        return None, str(exc)
+            def work(rec: dict, folder: str = folder):
+                try:
+                    path = _local_path(images_dir, folder, rec["file_name"])
+                    if path is None and download_missing:
+                        url = rec["coco_url"]
+                        if mirror:
+                            url = url.replace(COCO_HOST, mirror.rstrip("/") + "/")
+                        try:
+                            path = download(url, cache / folder / rec["file_name"], timeout, retries, backoff)
+                        except DownloadError as exc:
+                            raise BadImage(f"download failed: {exc}") from None
+                    if path is None:
+                        raise BadImage(f"not found in {images_dir} (nor {images_dir}/{folder}); add --download "
+                                       f"to fetch it")
+                    return _process(path, rec, sizes), None, rec
+                except BadImage as exc:
+                    return None, str(exc), rec
 
-                arrays = {images_key("center", s): [] for s in sizes}
-                records, skipped = [], []
-                for rec, (result, reason) in zip(chunk, pool.map(work, chunk)):
-                    if result is None:
-                        skipped.append({"name": rec["file_name"], "id": rec["id"], "reason": reason})
-                        if shown < 20:
-                            log(f"skipped {rec['file_name']}: {reason}", force=True)
-                            shown += 1
-                        continue
-                    for key, arr in result.items():
-                        arrays[key].append(arr)
-                    records.append(rec)
-                stacked = {k: np.stack(v) if v else np.zeros((0, 3, int(k.rsplit("_", 1)[1]),
-                                                              int(k.rsplit("_", 1)[1])), np.uint8)
-                           for k, v in arrays.items()}
-                writer.write(split, index, lo, hi - lo, stacked, records, skipped)
-                dt = time.perf_counter() - t0
-                log(f"{split} shard {index + 1}/{planned}: {len(records)} images, {len(skipped)} skipped, "
-                    f"{dt:.1f} s")
-            writer.finish_split(split, planned, len(chosen))
+            build_split(writer, pool, split, chosen, shard_size, work, shapes, log,
+                        lambda rec: {"name": rec["file_name"], "id": rec["id"]}, shown)
     manifest = writer.manifest
     total_skipped = sum(s["skipped"] for s in manifest["splits"].values())
     log("done: " + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())

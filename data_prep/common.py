@@ -112,3 +112,54 @@ class Log:
                 self.sink(line)
             else:
                 print(line, file=sys.stderr, flush=True)
+
+
+def build_split(writer, pool, split: str, items: Sequence, shard_size: int,
+                work: Callable[[object], tuple[dict[str, np.ndarray] | None, str | None, dict]],
+                shapes: dict[str, tuple[tuple[int, ...], type]], log: Log, name_of: Callable[[object], dict],
+                shown: list[int]) -> dict:
+    """Prepare one split shard by shard: skip finished shards, run ``work`` on the rest in ``pool``, write.
+
+    ``work(item)`` returns ``(arrays, None, record)`` for a usable item (``arrays``: key -> one item's array, with
+    the per-item shape and dtype of ``shapes``) or ``(None, reason, record)`` for a bad one, which is reported
+    (the first 20 on the console, all in the manifest) and left out.  ``name_of(item)`` identifies a skipped item.
+    Returns the split's manifest entry.
+    """
+    planned = max(1, -(-len(items) // shard_size))
+    for index in range(planned):
+        lo, hi = index * shard_size, min(len(items), (index + 1) * shard_size)
+        if writer.is_done(split, index, lo, hi - lo):
+            log(f"{split} shard {index + 1}/{planned}: already done, skipped")
+            continue
+        t0 = time.perf_counter()
+        chunk = items[lo:hi]
+        # preallocated: a shard never exists twice in memory (list of rows + stacked copy)
+        arrays = {key: np.empty((len(chunk),) + shape, dtype) for key, (shape, dtype) in shapes.items()}
+        records, skipped = [], []
+        for item, (result, reason, record) in zip(chunk, pool.map(work, chunk)):
+            if result is None:
+                skipped.append({**name_of(item), "reason": reason})
+                if shown[0] < 20:
+                    log(f"skipped {next(iter(name_of(item).values()))}: {reason}", force=True)
+                    shown[0] += 1
+                continue
+            for key, value in result.items():
+                arrays[key][len(records)] = value
+            records.append(record)
+        writer.write(split, index, lo, hi - lo, {k: v[:len(records)] for k, v in arrays.items()}, records, skipped)
+        dt = time.perf_counter() - t0
+        log(f"{split} shard {index + 1}/{planned}: {len(records)} images, {len(skipped)} skipped, {dt:.1f} s "
+            f"({len(chunk) / max(dt, 1e-9):.0f} items/s)")
+    return writer.finish_split(split, planned, len(items))
+
+
+def make_pool(workers: int):
+    """A thread pool whose shutdown (also on Ctrl-C) drops queued work instead of finishing a whole shard."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    class _Pool(ThreadPoolExecutor):
+        def __exit__(self, *exc):
+            self.shutdown(wait=True, cancel_futures=True)
+            return False
+
+    return _Pool(max_workers=max(1, workers))

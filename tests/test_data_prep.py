@@ -144,8 +144,12 @@ def test_official_kaggle_and_zip_layouts_give_identical_shards(tmp_path):
 def test_src_may_point_above_or_at_the_image_folder(tmp_path):
     root = make_celeba_fixture(tmp_path / "dl" / "celeba", n=6, layout="kaggle")
     assert celeba.find_celeba(tmp_path / "dl").layout == "kaggle"               # one level above
-    found = celeba.find_celeba(root / "img_align_celeba")                      # the (outer) image folder
-    assert Path(str(found.images)).name == "img_align_celeba" and found.attributes.suffix == ".csv"
+    for folder in (root / "img_align_celeba", root / "img_align_celeba" / "img_align_celeba"):  # image folders
+        found = celeba.find_celeba(folder)
+        assert str(found.images) == str(root / "img_align_celeba" / "img_align_celeba")
+        assert found.attributes == root / "list_attr_celeba.csv" and found.layout == "kaggle"
+    tv = make_celeba_fixture(tmp_path / "tv" / "celeba", n=6)  # torchvision's root: ROOT/celeba/...
+    assert celeba.find_celeba(tmp_path / "tv").partition == tv / "list_eval_partition.txt"
 
 
 def test_missing_celeba_prints_download_steps(tmp_path, capsys):
