@@ -7,6 +7,8 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +25,9 @@ from cvaelib.errors import DataError
 from data_prep import celeba, coco
 from data_prep.common import Log, center_square, run
 from fixtures.celeba_fixture import ATTRIBUTE_NAMES, fixture_attributes, make_celeba_fixture
+
+REPO = Path(__file__).resolve().parents[1]
+
 
 def _quiet() -> Log:
     return Log(quiet=True)
@@ -255,6 +260,39 @@ def test_resume_after_interruption_skips_finished_shards(tmp_path, monkeypatch):
                        load_prepared(clean, "val", variant="wide").images)
 
 
+def test_killed_process_resumes_to_the_same_result(tmp_path):
+    """SIGKILL (no cleanup at all) in the middle of a run, then resume: same shards as an uninterrupted run."""
+    src = make_celeba_fixture(tmp_path / "src", n=300)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "data_prep.celeba", "--src", str(src), "--out", str(out), "--shard-size", "10",
+           "--workers", "1", "--variants", "zoom", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            try:
+                done = len(json.loads((out / "manifest.json").read_text())["splits"]["train"]["shards"])
+            except (OSError, ValueError, KeyError):
+                done = 0
+            if done >= 2:
+                break
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    manifest = read_manifest(out)
+    assert not manifest["splits"]["train"]["complete"] and 2 <= len(manifest["splits"]["train"]["shards"]) < 21
+    log = _quiet()
+    celeba.prepare_celeba(src, out, shard_size=10, workers=1, variants=("zoom",), log=log)
+    assert sum("already done" in line for line in log.lines) >= 2
+    clean = tmp_path / "clean"
+    celeba.prepare_celeba(src, clean, shard_size=10, variants=("zoom",), log=_quiet())
+    for split in ("train", "val", "test"):
+        a, b = load_prepared(out, split, verify=True), load_prepared(clean, split)
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not list(out.glob("*.part"))
+
+
 def test_limit_and_changed_settings(tmp_path):
     src = make_celeba_fixture(tmp_path / "src", n=24)
     out = tmp_path / "out"
@@ -269,6 +307,9 @@ def test_limit_and_changed_settings(tmp_path):
     assert any("settings changed" in line for line in log.lines)
     assert load_prepared(out, "train", size=32).images.shape == (17, 3, 32, 32)
     assert len(load_prepared(out, "train", limit=3)) == 3
+    celeba.prepare_celeba(src, out, sizes=(32,), variants=("wide",), log=_quiet())
+    assert not list(out.glob("*zoom*")) and len(list(out.glob("*.images_wide_32.npy"))) == 3  # no orphans
+    assert load_prepared(out, "val", size=32).meta["variant"] == "wide"
 
 
 # ============================================================================================ shard reader
@@ -521,6 +562,15 @@ def test_download_restarts_when_range_is_ignored_and_retries_timeouts(server, co
     assert _fast(f"{server.url}/norange/val2017/{NAME}", tmp_path / "a.jpg").read_bytes() == original
     assert _fast(f"{server.url}/slow/val2017/{NAME}", tmp_path / "b.jpg", timeout=0.3).read_bytes() == original
     assert server.counts[f"/slow/val2017/{NAME}"] == 2
+
+
+def test_whole_part_file_from_a_crash_is_finished_without_refetching(server, coco_sample, tmp_path):
+    original = (coco_sample / "val2017" / NAME).read_bytes()
+    (tmp_path / (NAME + ".part")).write_bytes(original)  # crashed after the last byte, before the rename
+    assert _fast(f"{server.url}/ok/val2017/{NAME}", tmp_path / NAME).read_bytes() == original
+    assert server.requests == [(f"/ok/val2017/{NAME}", f"bytes={len(original)}-")]  # answered 416: nothing left
+    (tmp_path / "b.jpg.part").write_bytes(original + b"extra")  # longer than the file: discarded, fetched again
+    assert _fast(f"{server.url}/ok/val2017/{NAME}", tmp_path / "b.jpg").read_bytes() == original
 
 
 def test_failed_download_never_leaves_a_complete_looking_file(server, coco_sample, tmp_path):

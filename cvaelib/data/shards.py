@@ -130,6 +130,7 @@ class ShardWriter:
         else:
             if old is not None:
                 self.log(f"{self.path}: settings changed since the last run; rebuilding all shards")
+                self._remove_files(old)
             self.manifest = fresh
         self._save()
 
@@ -142,6 +143,15 @@ class ShardWriter:
             self.log(f"{self.path} is unreadable; starting over")
             return None
         return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+
+    def _remove_files(self, manifest: dict) -> None:
+        """Delete the shard files an older manifest lists (they would otherwise linger, orphaned, on disk)."""
+        for split in manifest.get("splits", {}).values():
+            for entry in split.get("shards", []):
+                for meta in entry.get("files", {}).values():
+                    name = Path(str(meta.get("file", "")))
+                    if name.name and name.name == str(name):  # a bare file name inside this folder only
+                        (self.out / name).unlink(missing_ok=True)
 
     def _save(self) -> None:
         self.manifest["updated"] = _now()
