@@ -181,6 +181,8 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
     """One attempt: continue ``part`` from its current length (HTTP Range) and check the final length."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT}
+    if not isinstance(url, str) or not re.match(r"https?://", url):
+        raise DownloadError(f"not an http(s) URL: {url!r}")
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
@@ -368,8 +370,11 @@ def prepare_coco(annotations: Sequence[str | os.PathLike], out: str | os.PathLik
                 except BadImage as exc:
                     return None, str(exc), rec
 
-            build_split(writer, pool, split, chosen, shard_size, work, shapes, log,
-                        lambda rec: {"name": rec["file_name"], "id": rec["id"]}, shown)
+            entry = build_split(writer, pool, split, chosen, shard_size, work, shapes, log,
+                                lambda rec: {"name": rec["file_name"], "id": rec["id"]}, shown)
+            if chosen and entry["count"] == 0:
+                first = next(s["skipped"][0]["reason"] for s in entry["shards"] if s["skipped"])
+                raise DataError(f"no usable image in the {split} split ({entry['skipped']} skipped, e.g. {first})")
     manifest = writer.manifest
     total_skipped = sum(s["skipped"] for s in manifest["splits"].values())
     log("done: " + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())

@@ -136,7 +136,7 @@ def build_split(writer, pool, split: str, items: Sequence, shard_size: int,
         # preallocated: a shard never exists twice in memory (list of rows + stacked copy)
         arrays = {key: np.empty((len(chunk),) + shape, dtype) for key, (shape, dtype) in shapes.items()}
         records, skipped = [], []
-        for item, (result, reason, record) in zip(chunk, pool.map(work, chunk)):
+        for item, (result, reason, record) in zip(chunk, pool.map(_guarded(work), chunk)):
             if result is None:
                 skipped.append({**name_of(item), "reason": reason})
                 if shown[0] < 20:
@@ -151,6 +151,18 @@ def build_split(writer, pool, split: str, items: Sequence, shard_size: int,
         log(f"{split} shard {index + 1}/{planned}: {len(records)} images, {len(skipped)} skipped, {dt:.1f} s "
             f"({len(chunk) / max(dt, 1e-9):.0f} items/s)")
     return writer.finish_split(split, planned, len(items))
+
+
+def _guarded(work):
+    """Wrap ``work`` so that even an unforeseen error on one item skips that item instead of ending the run."""
+    def safe(item):
+        try:
+            return work(item)
+        except BadImage as exc:
+            return None, str(exc), None
+        except Exception as exc:  # noqa: BLE001 - reported per item in the manifest, never silent
+            return None, f"unexpected {type(exc).__name__}: {exc}", None
+    return safe
 
 
 def make_pool(workers: int):

@@ -591,6 +591,8 @@ def test_failed_download_never_leaves_a_complete_looking_file(server, coco_sampl
     with pytest.raises(coco.DownloadError, match="HTTP 404"):
         _fast(f"{server.url}/missing/val2017/{NAME}", tmp_path / "m.jpg")
     assert len(server.requests) == n_before + 1 and not (tmp_path / "m.jpg").exists()  # no retry on 404
+    with pytest.raises(coco.DownloadError, match="not an http"):
+        coco.download(None, tmp_path / "n.jpg")  # a record without coco_url: reported, not a crash
 
 
 def test_coco_prep_downloads_through_a_flaky_mirror(server, coco_sample, tmp_path):
