@@ -54,7 +54,7 @@ How to get the COCO 2017 captions (241 MB zip, holds captions_train2017.json and
     wget http://images.cocodataset.org/annotations/annotations_trainval2017.zip
     unzip -j annotations_trainval2017.zip 'annotations/captions_*2017.json' -d coco/annotations
 Images: either let this script download only the selected ones (--download; about 160 KB each), or use local
-copies (--images-dir) from http://images.cocodataset.org/zips/val2017.zip (1 GB) / train2017.zip (18 GB).
+copies (--images-dir) from http://images.cocodataset.org/zips/val2017.zip (0.8 GB) / train2017.zip (18 GB).
 On Colab keep --out (and --cache) on Google Drive so a disconnect does not lose finished shards and downloads:
     python -m data_prep.coco --annotations coco/annotations/captions_train2017.json \\
         coco/annotations/captions_val2017.json --download --out /content/drive/MyDrive/prepared/coco
@@ -404,7 +404,8 @@ def build_parser() -> Parser:
     p.add_argument("--download", action="store_true", help="download selected images missing locally by coco_url")
     p.add_argument("--cache", default=None, help="where downloads go (default: OUT/raw)")
     p.add_argument("--keywords", nargs="+", default=DEFAULT_KEYWORDS, metavar="WORD",
-                   help="theme words, whole-word and case-insensitive; plurals added (default: nature/bucolic set)")
+                   help="theme words, whole-word and case-insensitive, plurals added (default: a nature/bucolic set: "
+                        + " ".join(DEFAULT_KEYWORDS) + ")")
     p.add_argument("--exclude", nargs="*", default=[], metavar="WORD",
                    help="drop an image when any caption contains one of these words")
     p.add_argument("--min-matches", type=positive_int, default=1,

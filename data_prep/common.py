@@ -61,8 +61,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see: python -m {self.prog} --help)\n")
 
 
-class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the hand-wrapped description/epilog and shows defaults."""
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the hand-wrapped description/epilog; shows a default only where there is a meaningful one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "default" not in text \
+                and action.option_strings:
+            shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+            text += f" (default: {shown})"
+        return text
 
 
 def positive_int(text: str) -> int:
