@@ -294,7 +294,7 @@ def _process(source, name: str, variants: Sequence[str], sizes: Sequence[int]) -
     try:
         data = source.read(name)
     except FileNotFoundError:
-        raise BadImage("file missing from the image folder") from None
+        raise BadImage("file missing from the image folder", retry=True) from None
     except OSError as exc:
         raise BadImage(f"cannot read: {exc}") from None
     img = decode(data)
@@ -344,14 +344,11 @@ def prepare_celeba(src: str | os.PathLike, out: str | os.PathLike, sizes: Sequen
     shapes["attributes"] = ((len(names),), np.uint8)
 
     def work(name: str):
-        try:
-            if name not in table:
-                raise BadImage("not listed in the attribute file")
-            arrays = _process(source.images, name, variants, sizes)
-        except BadImage as exc:
-            return None, str(exc), None
+        if name not in table:
+            raise BadImage("not listed in the attribute file")
+        arrays = _process(source.images, name, variants, sizes)
         arrays["attributes"] = table[name]
-        return arrays, None, {"file_name": name}
+        return arrays, {"file_name": name}
 
     shown = [0]
     with make_pool(workers or os.cpu_count() or 2) as pool:

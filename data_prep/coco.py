@@ -162,7 +162,12 @@ def load_captions(path: str | os.PathLike) -> tuple[str, str, list[dict], dict]:
 
 # ---------------------------------------------------------------------------------------------- downloads
 class DownloadError(Exception):
-    """A file could not be fetched completely (after retries, or a permanent HTTP error)."""
+    """A file could not be fetched completely: ``permanent`` for HTTP errors such as 404 (retrying is useless),
+    else a network failure that persisted through all attempts (a later run tries again)."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class _Retry(Exception):
@@ -182,7 +187,7 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT}
     if not isinstance(url, str) or not re.match(r"https?://", url):
-        raise DownloadError(f"not an http(s) URL: {url!r}")
+        raise DownloadError(f"not an http(s) URL: {url!r}", permanent=True)
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
@@ -196,7 +201,7 @@ def _fetch_once(url: str, part: Path, timeout: float) -> None:
             raise _Retry(f"stale partial file ({have} bytes) discarded") from None
         if exc.code in (408, 425, 429) or exc.code >= 500:
             raise _Retry(f"HTTP {exc.code}") from None
-        raise DownloadError(f"HTTP {exc.code} {exc.reason}") from None
+        raise DownloadError(f"HTTP {exc.code} {exc.reason}", permanent=True) from None
     with resp:
         if have and resp.status == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
@@ -353,22 +358,19 @@ def prepare_coco(annotations: Sequence[str | os.PathLike], out: str | os.PathLik
         for split, (folder, chosen) in splits.items():
 
             def work(rec: dict, folder: str = folder):
-                try:
-                    path = _local_path(images_dir, folder, rec["file_name"])
-                    if path is None and download_missing:
-                        url = rec["coco_url"]
-                        if mirror:
-                            url = url.replace(COCO_HOST, mirror.rstrip("/") + "/")
-                        try:
-                            path = download(url, cache / folder / rec["file_name"], timeout, retries, backoff)
-                        except DownloadError as exc:
-                            raise BadImage(f"download failed: {exc}") from None
-                    if path is None:
-                        raise BadImage(f"not found in {images_dir} (nor {images_dir}/{folder}); add --download "
-                                       f"to fetch it")
-                    return _process(path, rec, sizes), None, rec
-                except BadImage as exc:
-                    return None, str(exc), rec
+                path = _local_path(images_dir, folder, rec["file_name"])
+                if path is None and download_missing:
+                    url = rec["coco_url"]
+                    if mirror and isinstance(url, str):
+                        url = url.replace(COCO_HOST, mirror.rstrip("/") + "/")
+                    try:
+                        path = download(url, cache / folder / rec["file_name"], timeout, retries, backoff)
+                    except DownloadError as exc:
+                        raise BadImage(f"download failed: {exc}", retry=not exc.permanent) from None
+                if path is None:
+                    raise BadImage(f"not found in {images_dir} (nor {images_dir}/{folder}); add --download to "
+                                   f"fetch it", retry=True)
+                return _process(path, rec, sizes), rec
 
             entry = build_split(writer, pool, split, chosen, shard_size, work, shapes, log,
                                 lambda rec: {"name": rec["file_name"], "id": rec["id"]}, shown)
@@ -415,7 +417,8 @@ def build_parser() -> Parser:
     p.add_argument("--shard-size", type=positive_int, default=5000, help="images per shard")
     p.add_argument("--workers", type=positive_int, default=16, help="download/decoding threads")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before a stalled download is retried")
-    p.add_argument("--retries", type=int, default=4, help="extra attempts per image (backoff 1, 2, 4, ... s)")
+    p.add_argument("--retries", type=int, default=4, help="extra attempts per image")
+    p.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry (doubles each time)")
     p.add_argument("--mirror", default=None, help=f"URL prefix replacing {COCO_HOST} (a local mirror)")
     p.add_argument("--dry-run", action="store_true", help="only report how many images the filter selects")
     p.add_argument("--no-verify", action="store_true", help="on resume, trust finished shards without re-hashing")
@@ -444,14 +447,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.out:
         raise DataError("--out DIR is needed (where shards and manifest.json go)")
-    if args.retries < 0:
-        raise DataError(f"--retries must be >= 0, got {args.retries}")
+    if args.retries < 0 or args.backoff < 0 or args.timeout <= 0:
+        raise DataError(f"--retries and --backoff must be >= 0 and --timeout > 0 (got {args.retries}, "
+                        f"{args.backoff}, {args.timeout})")
     command = "python -m data_prep.coco " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                               else sys.argv[1:]))
     prepare_coco(args.annotations, args.out, args.images_dir, args.download, args.cache, args.keywords,
                  args.exclude, args.min_matches, args.sizes, args.limit, args.shard_size, args.workers,
-                 args.timeout, args.retries, mirror=args.mirror, verify=not args.no_verify, log=Log(args.quiet),
-                 prep_command=command)
+                 args.timeout, args.retries, args.backoff, mirror=args.mirror, verify=not args.no_verify,
+                 log=Log(args.quiet), prep_command=command)
     return 0
 
 

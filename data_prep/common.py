@@ -19,7 +19,15 @@ RESAMPLE = Image.Resampling.BICUBIC  # PIL scales its kernel with the reduction 
 
 
 class BadImage(Exception):
-    """One image cannot be used; the message says why (it ends up in the manifest's ``skipped`` list)."""
+    """One image cannot be used; the message says why (it ends up in the manifest's ``skipped`` list).
+
+    ``retry=True`` marks a cause that may go away (file not there yet, network failure): a re-run redoes the
+    shard holding such an item instead of treating it as finished.  A corrupt file or an HTTP 404 stays skipped.
+    """
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 def decode(data: bytes, draft_to: tuple[int, int] | None = None) -> Image.Image:
@@ -128,9 +136,10 @@ def build_split(writer, pool, split: str, items: Sequence, shard_size: int,
                 shown: list[int]) -> dict:
     """Prepare one split shard by shard: skip finished shards, run ``work`` on the rest in ``pool``, write.
 
-    ``work(item)`` returns ``(arrays, None, record)`` for a usable item (``arrays``: key -> one item's array, with
-    the per-item shape and dtype of ``shapes``) or ``(None, reason, record)`` for a bad one, which is reported
-    (the first 20 on the console, all in the manifest) and left out.  ``name_of(item)`` identifies a skipped item.
+    ``work(item)`` returns ``(arrays, record)`` for a usable item (``arrays``: key -> one item's array, with the
+    per-item shape and dtype of ``shapes``) or raises :class:`BadImage` (any other exception counts too) for a bad
+    one, which is reported (the first 20 on the console, all in the manifest) and left out.  ``name_of(item)``
+    identifies a skipped item.
     Returns the split's manifest entry.
     """
     planned = max(1, -(-len(items) // shard_size))
@@ -144,9 +153,10 @@ def build_split(writer, pool, split: str, items: Sequence, shard_size: int,
         # preallocated: a shard never exists twice in memory (list of rows + stacked copy)
         arrays = {key: np.empty((len(chunk),) + shape, dtype) for key, (shape, dtype) in shapes.items()}
         records, skipped = [], []
-        for item, (result, reason, record) in zip(chunk, pool.map(_guarded(work), chunk)):
+        for item, (result, record, error) in zip(chunk, pool.map(_guarded(work), chunk)):
             if result is None:
-                skipped.append({**name_of(item), "reason": reason})
+                reason = str(error)
+                skipped.append({**name_of(item), "reason": reason, "retry": bool(getattr(error, "retry", False))})
                 if shown[0] < 20:
                     log(f"skipped {next(iter(name_of(item).values()))}: {reason}", force=True)
                     shown[0] += 1
@@ -165,11 +175,12 @@ def _guarded(work):
     """Wrap ``work`` so that even an unforeseen error on one item skips that item instead of ending the run."""
     def safe(item):
         try:
-            return work(item)
+            arrays, record = work(item)
+            return arrays, record, None
         except BadImage as exc:
-            return None, str(exc), None
+            return None, None, exc
         except Exception as exc:  # noqa: BLE001 - reported per item in the manifest, never silent
-            return None, f"unexpected {type(exc).__name__}: {exc}", None
+            return None, None, BadImage(f"unexpected {type(exc).__name__}: {exc}")
     return safe
 
 

@@ -202,6 +202,14 @@ def test_corrupt_jpeg_is_reported_and_skipped(tmp_path, capsys):
     assert "000004.jpg" not in data.meta["file_names"] and len(data) == 15
     keep = [int(n[:6]) - 1 for n in data.meta["file_names"]]
     np.testing.assert_array_equal(data.labels.numpy(), fixture_attributes(24)[keep])  # labels stay aligned
+    assert [s["retry"] for s in train["shards"][0]["skipped"]] == [False, True]  # corrupt: final; missing: retry
+    # the missing file turns up (an unzip finished): the re-run redoes that shard only
+    make_celeba_fixture(tmp_path / "again", n=24)
+    shutil.copy(tmp_path / "again" / "img_align_celeba" / "000010.jpg", src / "img_align_celeba" / "000010.jpg")
+    log = _quiet()
+    celeba.prepare_celeba(src, tmp_path / "out", log=log)
+    assert sum("already done" in line for line in log.lines) == 2 and any("retrying 1 item" in x for x in log.lines)
+    assert read_manifest(tmp_path / "out")["splits"]["train"]["count"] == 16
 
 
 def test_resume_after_interruption_skips_finished_shards(tmp_path, monkeypatch):
@@ -481,6 +489,7 @@ class _FlakyServer:
         self.folder = folder
         self.requests: list[tuple[str, str | None]] = []
         self.counts: dict[str, int] = {}
+        self.healed = False  # True: "alwaysdrop" behaves like "ok" (the outage is over)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -521,7 +530,7 @@ class _FlakyServer:
             h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
-        if (mode in ("drop", "norange") and n == 1) or mode == "alwaysdrop":
+        if (mode in ("drop", "norange") and n == 1) or (mode == "alwaysdrop" and not self.healed):
             body = body[: len(body) // 2]  # then the connection closes: a short body, no error on the client
         try:
             h.wfile.write(body)
@@ -600,26 +609,43 @@ def test_coco_prep_downloads_through_a_flaky_mirror(server, coco_sample, tmp_pat
     data = json.loads(ann.read_text())
     _, _, images, _ = coco.load_captions(ann)
     chosen = [im["id"] for im in coco.select_images(images)[:6]]
-    for im in data["images"]:  # every selected image drops its first connection; one is gone from the server
-        mode = "missing" if im["id"] == chosen[4] else "drop"
-        im["coco_url"] = im["coco_url"].replace(coco.COCO_HOST, f"{coco.COCO_HOST}{mode}/")
+    # every selected image drops its first connection; one is gone from the server (404, permanent); one keeps
+    # failing until the server "heals" (a network outage: the next run must try it again)
+    modes = {chosen[4]: "missing", chosen[1]: "alwaysdrop"}
+    for im in data["images"]:
+        im["coco_url"] = im["coco_url"].replace(coco.COCO_HOST, f"{coco.COCO_HOST}{modes.get(im['id'], 'drop')}/")
     ann2 = tmp_path / "captions_val2017.json"
     ann2.write_text(json.dumps(data))
     out = tmp_path / "out"
     args = ["--annotations", str(ann2), "--download", "--out", str(out), "--limit", "6", "--workers", "4",
-            "--mirror", f"{server.url}/", "--quiet", "--retries", "2"]
+            "--mirror", f"{server.url}/", "--quiet", "--retries", "2", "--backoff", "0.01"]
     assert run(coco.main, args) == 0
-    manifest = read_manifest(out)
-    val = manifest["splits"]["val"]
-    assert val["count"] == 5 and val["skipped"] == 1 and "HTTP 404" in val["shards"][0]["skipped"][0]["reason"]
+    val = read_manifest(out)["splits"]["val"]
+    skipped = {s["id"]: s for s in val["shards"][0]["skipped"]}
+    assert val["count"] == 4 and val["skipped"] == 2
+    assert "HTTP 404" in skipped[chosen[4]]["reason"] and not skipped[chosen[4]]["retry"]
+    assert "dropped" in skipped[chosen[1]]["reason"] and skipped[chosen[1]]["retry"]
+    assert len(list((out / "raw" / "val2017").glob("*.jpg.part"))) == 1  # the outage left a partial file
+
+    server.healed = True
+    n_requests = len(server.requests)
+    assert run(coco.main, args) == 0  # the same command again
+    name = {im["id"]: im["file_name"] for im in images}
+    new = dict(server.requests[n_requests:])
+    # the shard with a retryable failure is redone: the failed image resumes its .part (Range), the 404 is asked
+    # once more, the 4 cached images are not fetched again
+    assert set(new) == {f"/alwaysdrop/val2017/{name[chosen[1]]}", f"/missing/val2017/{name[chosen[4]]}"}
+    assert new[f"/alwaysdrop/val2017/{name[chosen[1]]}"].startswith("bytes=")
+    val = read_manifest(out)["splits"]["val"]
+    assert val["count"] == 5 and val["skipped"] == 1
     cached = sorted(p.name for p in (out / "raw" / "val2017").iterdir())
     assert len(cached) == 5 and not any(n.endswith(".part") for n in cached)
     for name in cached:
         assert (out / "raw" / "val2017" / name).read_bytes() == (coco_sample / "val2017" / name).read_bytes()
     got = load_prepared(out, "val", 64)
-    n_requests = len(server.requests)
     coco.prepare_coco([ann], tmp_path / "ref", coco_sample, limit=6, log=_quiet())  # same images, local
     ref = load_prepared(tmp_path / "ref", "val", 64)
     assert torch.equal(got.images, ref.images[[0, 1, 2, 3, 5]])
     assert got.meta["captions"] == [ref.meta["captions"][i] for i in (0, 1, 2, 3, 5)]
-    assert run(coco.main, args) == 0 and len(server.requests) == n_requests  # resumed run: no new downloads
+    n_requests = len(server.requests)
+    assert run(coco.main, args) == 0 and len(server.requests) == n_requests  # third run: nothing to fetch

@@ -171,6 +171,11 @@ class ShardWriter:
         entry = next((s for s in self._split(split)["shards"] if s["index"] == index), None)
         if entry is None or entry["first"] != first or entry["source_count"] != source_count:
             return False
+        retry = [s for s in entry.get("skipped", []) if s.get("retry")]
+        if retry:
+            self.log(f"{split} shard {index + 1}: retrying {len(retry)} item(s) that were missing or failed to "
+                     f"download last time (e.g. {retry[0].get('name', '?')})")
+            return False
         for meta in entry["files"].values():
             path = self.out / meta["file"]
             if not path.is_file() or path.stat().st_size != meta["bytes"]:
