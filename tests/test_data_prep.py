@@ -301,6 +301,29 @@ def test_killed_process_resumes_to_the_same_result(tmp_path):
     assert not list(out.glob("*.part"))
 
 
+def test_disk_full_is_a_one_line_error_and_resumable(tmp_path, monkeypatch):
+    src = make_celeba_fixture(tmp_path / "src", n=24)
+    out = tmp_path / "out"
+    real = shards_mod._save_npy
+    calls = {"n": 0}
+
+    def full_disk(path, array):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the val shard's second array (train wrote 3: two image variants + attributes)
+            path.with_name(path.name + ".part").write_bytes(b"partial")
+            raise OSError(28, "No space left on device")
+        real(path, array)
+
+    monkeypatch.setattr(shards_mod, "_save_npy", full_disk)
+    with pytest.raises(DataError, match=r"cannot write shard 1 of val .*No space left on device.*re-run"):
+        celeba.prepare_celeba(src, out, log=_quiet())
+    assert not list(out.glob("*.part"))
+    monkeypatch.setattr(shards_mod, "_save_npy", real)
+    log = _quiet()
+    celeba.prepare_celeba(src, out, log=log)
+    assert sum("already done" in line for line in log.lines) == 1 and prepared_splits(out)["test"] == 3
+
+
 def test_limit_and_changed_settings(tmp_path):
     src = make_celeba_fixture(tmp_path / "src", n=24)
     out = tmp_path / "out"

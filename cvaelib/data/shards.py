@@ -115,7 +115,11 @@ class ShardWriter:
     def __init__(self, out: str | os.PathLike, dataset: str, config: dict, info: dict | None = None,
                  prep_command: str = "", verify: bool = True, log=None) -> None:
         self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"cannot create the output folder {self.out} ({exc.strerror or exc}); choose another "
+                            f"--out") from None
         self.path = self.out / MANIFEST
         self.verify = verify
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -192,19 +196,25 @@ class ShardWriter:
         if len(counts) != 1:
             raise ValueError(f"shard {index} of {split}: arrays and records disagree on the item count {counts}")
         files = {}
-        for key, array in arrays.items():
-            path = self.shard_file(split, index, key)
-            _save_npy(path, array)
-            files[key] = {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
-                          "shape": list(array.shape), "dtype": str(array.dtype)}
-        path = self.shard_file(split, index, "records")
-        _atomic_write_bytes(path, json.dumps(records, ensure_ascii=False).encode())
-        files["records"] = {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-        entry = {"index": index, "first": first, "source_count": source_count, "count": counts.pop(),
-                 "skipped": list(skipped), "files": files}
-        shards = [s for s in self._split(split)["shards"] if s["index"] != index] + [entry]
-        self._split(split)["shards"] = sorted(shards, key=lambda s: s["index"])
-        self._save()
+        try:
+            for key, array in arrays.items():
+                path = self.shard_file(split, index, key)
+                _save_npy(path, array)
+                files[key] = {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
+                              "shape": list(array.shape), "dtype": str(array.dtype)}
+            path = self.shard_file(split, index, "records")
+            _atomic_write_bytes(path, json.dumps(records, ensure_ascii=False).encode())
+            files["records"] = {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            entry = {"index": index, "first": first, "source_count": source_count, "count": counts.pop(),
+                     "skipped": list(skipped), "files": files}
+            shards = [s for s in self._split(split)["shards"] if s["index"] != index] + [entry]
+            self._split(split)["shards"] = sorted(shards, key=lambda s: s["index"])
+            self._save()
+        except OSError as exc:  # disk full, Drive unmounted, read-only folder...
+            for part in self.out.glob(f"{split}-{index:05d}.*.part"):
+                part.unlink(missing_ok=True)
+            raise DataError(f"cannot write shard {index + 1} of {split} into {self.out} ({exc.strerror or exc}); "
+                            f"free space or fix the folder, then re-run: finished shards are kept") from None
         return entry
 
     def finish_split(self, split: str, planned_shards: int, source_count: int) -> dict:
