@@ -11,9 +11,10 @@ Layout of a prepared folder::
     OUT/train-00000.records.json            one record per item (file name; COCO: id, captions, licence, url)
 
 A *shard* is a fixed-size chunk (``shard_size`` source items) of one split; it holds every image size and variant
-of those items, so an interrupted prep resumes at the first shard that is not in the manifest.  Every file is
-written as ``NAME.part`` and renamed only when complete; the manifest (also replaced atomically) lists a shard only
-after all its files are in place, so a crash never leaves a shard that later passes as finished.
+of those items.  A re-run redoes only the shards the manifest does not list as intact (or that skipped items for a
+reason that may have gone away: a missing file, a failed download).  Every file is written as ``NAME.part`` and
+renamed only when complete; the manifest (also replaced atomically) lists a shard only after all its files are in
+place, so a crash never leaves a shard that later passes as finished.
 
 Manifest (``format: cvaelib-shards/1``)::
 
@@ -22,12 +23,13 @@ Manifest (``format: cvaelib-shards/1``)::
      "info":    {...dataset facts, e.g. "attribute_names": [40 names]...},
      "splits":  {"train": {"complete": true, "count": N, "skipped": k, "source_count": M, "planned_shards": S,
                            "shards": [{"index": 0, "first": 0, "source_count": m, "count": n,
-                                       "skipped": [{"name": ..., "reason": ...}],
+                                       "skipped": [{"name": ..., "reason": ..., "retry": false}],
                                        "files": {"images_zoom_64": {"file", "bytes", "sha256", "shape", "dtype"},
                                                  ..., "records": {"file", "bytes", "sha256"}}}]}}}
 
-:func:`load_prepared` opens one split as an :class:`~cvaelib.data.ImageData` (a single-shard split is memory-mapped
-copy-on-write, so nothing is read until used and writes never reach the file).
+:func:`load_prepared` opens one split as an :class:`~cvaelib.data.ImageData`.  A single-shard split is memory-mapped
+copy-on-write (nothing is read until used, writes never reach the file); several shards are copied into one array
+(CelebA train at 64 px: 2.0 GB per variant).  File names in the manifest are relative: the folder can be moved.
 """
 
 from __future__ import annotations
