@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import KitError
 from .ae import ConvAutoencoder
 from .base import GenerativeModel
+from .clip_cvae import INJECT_POINTS, ClipConditionalVAE
 from .cvae import COND_MODES, ConditionalVAE
 from .vae import ConvVAE, MLPVAE
 
@@ -25,6 +26,7 @@ def register(cls: type[GenerativeModel]) -> type[GenerativeModel]:
 
 for _cls in (ConvAutoencoder, MLPVAE, ConvVAE, ConditionalVAE):
     register(_cls)
+register(ClipConditionalVAE)
 
 
 def build_model(config: dict[str, Any]) -> GenerativeModel:
@@ -37,4 +39,4 @@ def build_model(config: dict[str, Any]) -> GenerativeModel:
 
 
 __all__ = ["COND_MODES", "MODELS", "ConditionalVAE", "ConvAutoencoder", "ConvVAE", "GenerativeModel", "MLPVAE",
-           "build_model", "register"]
+           "build_model", "register", "ClipConditionalVAE", "INJECT_POINTS"]

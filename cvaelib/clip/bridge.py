@@ -1,0 +1,91 @@
+"""Bridges from a text to a CLIP-CVAE condition: crossing the modality gap.
+
+A CLIP-CVAE is trained on *image* embeddings.  Text embeddings of the same concept are close to them in angle but
+sit in a different region of the sphere (the "modality gap", Liang et al. 2022, "Mind the Gap: Understanding the
+Modality Gap in Multi-modal Contrastive Representation Learning", https://arxiv.org/abs/2203.02053).  Feeding a
+text embedding straight to the decoder therefore asks it about a region it never saw.  Measured on MNIST /
+Fashion-MNIST with TinyCLIP (FINDINGS.md): a plain text embedding gives the named class in 82 % / 47 % of samples.
+
+Three bridges, one argument (``bridge=``) everywhere in :mod:`cvaelib.clip_generate`:
+
+* ``"retrieval"`` (default) - find the ``k`` training image embeddings most similar to the text (the bank stored in
+  the checkpoint) and condition each sample on one of them.  Conditions are then real image embeddings, the
+  decoder's home ground; it is a nearest-neighbour version of DALL-E 2's text-to-image-embedding prior (Ramesh et
+  al. 2022, https://arxiv.org/abs/2204.06125) that needs no training.
+* ``"shift"`` - move the text embedding by the mean gap vector (image centre minus text centre), re-normalise.
+* ``"direct"`` - the text embedding as is (the baseline that shows why a bridge is needed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import KitError
+
+BRIDGES = ("retrieval", "shift", "direct")
+
+
+def _check_bridge(bridge: str) -> None:
+    if bridge not in BRIDGES:
+        raise KitError(f"unknown bridge {bridge!r}; choose one of: {', '.join(BRIDGES)}")
+
+
+def _text_embedding(encoder, prompt: str | Tensor) -> Tensor:
+    if isinstance(prompt, Tensor):
+        t = prompt.float().reshape(-1, prompt.shape[-1])
+        if t.shape[0] != 1:
+            raise KitError(f"pass one text embedding [D] or [1, D], got {list(prompt.shape)}")
+        return F.normalize(t[0], dim=-1)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise KitError("the prompt is empty; describe what to draw, e.g. 'a handwritten seven'")
+    return encoder.encode_text([prompt])[0]
+
+
+def retrieve(model, text: Tensor, k: int = 64) -> tuple[Tensor, Tensor]:
+    """The ``k`` bank embeddings most similar to unit vector ``text``: ``(embeddings [k, D], similarities [k])``."""
+    bank = model.bank_embeddings()
+    text = text.to(bank.device, bank.dtype)
+    if text.shape[-1] != bank.shape[1]:
+        raise KitError(f"the text embedding has {text.shape[-1]} dims, this model's CLIP has {bank.shape[1]}; "
+                       f"use the CLIP the model was trained with ({model.config.get('clip')})")
+    k = max(1, min(int(k), len(bank)))
+    sims, idx = (bank @ text).topk(k)
+    return bank[idx], sims
+
+
+@torch.no_grad()
+def text_conditions(model, encoder, prompt: str | Tensor, n: int, bridge: str = "retrieval", k: int = 64,
+                    generator: torch.Generator | None = None) -> Tensor:
+    """``n`` conditions ``[n, D]`` for a prompt (a string, or its text embedding) through ``bridge``."""
+    _check_bridge(bridge)
+    t = _text_embedding(encoder, prompt)
+    device = model.bank.device
+    if bridge == "retrieval":
+        near, _ = retrieve(model, t, k)
+        pick = torch.randint(0, len(near), (n,), generator=generator)
+        return near[pick.to(device)]
+    return text_anchor(model, encoder, t, bridge, k).expand(n, -1).clone()
+
+
+@torch.no_grad()
+def text_anchor(model, encoder, prompt: str | Tensor, bridge: str = "retrieval", k: int = 64) -> Tensor:
+    """One deterministic condition ``[D]`` for a prompt: what manipulation and interpolation move toward.
+
+    ``retrieval``: the re-normalised mean of the ``k`` nearest image embeddings; ``shift``: the text embedding
+    moved by the mean modality gap; ``direct``: the text embedding.
+    """
+    _check_bridge(bridge)
+    t = _text_embedding(encoder, prompt).to(model.bank.device)
+    if bridge == "retrieval":
+        near, _ = retrieve(model, t, k)
+        return F.normalize(near.mean(0), dim=-1)
+    if bridge == "shift":
+        if not bool(model.gap_is_set):
+            raise KitError("this model stores no modality-gap statistics; use bridge='retrieval'")
+        return F.normalize(t + model.image_center - model.text_center, dim=-1)
+    return t
+
+
+__all__ = ["BRIDGES", "retrieve", "text_anchor", "text_conditions"]
