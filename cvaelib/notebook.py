@@ -47,7 +47,7 @@ def setup(seed: int = 0, drive: bool = False, quiet: bool = False) -> NotebookEn
     smoke = os.environ.get("SMOKE", "0").lower() not in ("", "0", "false", "no")
     seed_everything(seed)
     device = pick_device()
-    work = Path("cvae-work")
+    work = Path(os.environ.get("CVAELIB_WORK", "cvae-work"))
     if in_colab and drive:
         from google.colab import drive as gdrive  # type: ignore[import-not-found]
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up the environment (and the browser used by the widget test), then run the whole test suite:
+# unit tests on real MNIST/Fashion-MNIST, CLI contract, every notebook in SMOKE mode, benchmarks in quick mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+if [ -x scripts/install_browser.sh ]; then bash scripts/install_browser.sh || echo "browser install failed: the browser test will be skipped"; fi
+export MPLBACKEND=Agg
+export CVAELIB_DATA="${CVAELIB_DATA:-$(cd .. && pwd)/shared/data}"
+export CVAELIB_CACHE="${CVAELIB_CACHE:-$HOME/.cache/cvaelib}"
+set +e
+.venv/bin/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider --durations=15 "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: treating as failure"; exit 1
+fi
+exit "$status"

@@ -1,0 +1,146 @@
+"""Model contract and training behaviour on real data: loss falls, reconstructions beat the mean image,
+checkpoints rebuild models from their config, resume continues, bad checkpoints fail clearly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cvaelib import (ConditionalVAE, ConvAutoencoder, ConvVAE, MLPVAE, build_model, fit, load_dataset, load_model,
+                     reconstruct_images, subset, train_val_split)
+from cvaelib.checkpoint import load_checkpoint, save_checkpoint
+from cvaelib.errors import CheckpointError, KitError
+from cvaelib.models import COND_MODES
+
+
+@pytest.fixture(scope="module")
+def mnist_small(data_root):
+    train = subset(load_dataset("mnist", data_root, "train"), 4000, seed=1)
+    test = subset(load_dataset("mnist", data_root, "test"), 500, seed=1)
+    return train, test
+
+
+ALL = [lambda s: ConvAutoencoder(s), lambda s: MLPVAE(s), lambda s: ConvVAE(s)] + [
+    (lambda cond: (lambda s: ConditionalVAE(s, cond=cond)))(c) for c in COND_MODES]
+
+
+@pytest.mark.parametrize("make", ALL, ids=["ae", "vae-mlp", "vae"] + [f"cvae-{c}" for c in COND_MODES])
+def test_contract_shapes_and_ranges(make):
+    model = make((1, 28, 28))
+    x = torch.rand(5, 1, 28, 28)
+    c = torch.arange(5) if model.condition == "label" else None
+    mu, logvar = model.encode(x, c)
+    assert mu.shape == (5, model.latent_dim)
+    assert (logvar is None) == (not model.variational)
+    logits = model.decode(mu, c)
+    assert logits.shape == x.shape
+    terms = model.loss(x, c)
+    assert "loss" in terms and terms["loss"].ndim == 0 and "recon" in terms
+    samples = model.sample(5, c, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == x.shape and 0 <= samples.min() and samples.max() <= 1
+    rebuilt = build_model(model.config)
+    assert type(rebuilt) is type(model) and rebuilt.config == model.config
+
+
+def test_vae_samples_from_standard_normal():
+    model = ConvVAE((1, 28, 28), latent_dim=4)
+    seen = []
+    model.decode = lambda z, c=None: (seen.append(z), torch.zeros(len(z), 1, 28, 28))[1]  # type: ignore[method-assign]
+    model.sample(4000, generator=torch.Generator().manual_seed(0))
+    z = seen[0]
+    assert abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1) < 0.05
+
+
+@pytest.mark.parametrize("make", [lambda s: ConvVAE(s), lambda s: ConditionalVAE(s)], ids=["vae", "cvae"])
+def test_loss_falls_and_beats_mean_image(mnist_small, make):
+    train, test = mnist_small
+    model = make(train.shape)
+    history = fit(model, train, epochs=4, batch_size=64, progress=False, seed=0)
+    losses = [row["loss"] for row in history.train]
+    assert losses[-1] < 0.8 * losses[0]
+    x = test.float_images()
+    c = test.labels if model.condition else None
+    mse_model = torch.mean((reconstruct_images(model, x, c) - x) ** 2)
+    mse_mean = torch.mean((train.float_images().mean(0) - x) ** 2)
+    assert mse_model < 0.6 * mse_mean
+
+
+def test_kl_and_recon_terms_are_reported_per_image(mnist_small):
+    train, _ = mnist_small
+    model = ConvVAE(train.shape, beta=2.0)
+    x = train.float_images()[:64]
+    terms = model.loss(x)
+    assert torch.isclose(terms["loss"], terms["recon"] + 2.0 * terms["kl"])
+    assert 300 < float(terms["recon"]) < 800  # ~ 784 * log 2 nats for an untrained decoder
+
+
+def test_checkpoint_roundtrip_rebuilds_model_from_config(tmp_path, mnist_small):
+    train, test = mnist_small
+    model = ConditionalVAE(train.shape, cond="onehot")
+    fit(model, train, epochs=1, progress=False, checkpoint=tmp_path / "run")
+    loaded = load_model(tmp_path / "run")
+    x, y = test.float_images()[:16], test.labels[:16]
+    assert torch.allclose(loaded.reconstruct(x, y), model.reconstruct(x, y), atol=1e-6)
+    payload = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert payload["epoch"] == 1 and payload["config"]["cond"] == "onehot"
+    assert not list((tmp_path / "run").glob(".tmp-*"))  # no leftovers from the atomic write
+
+
+def test_resume_continues_and_matches_uninterrupted_run(tmp_path, mnist_small):
+    train, val = train_val_split(mnist_small[0], 0.1)
+    straight = ConvVAE(train.shape)
+    h_straight = fit(straight, train, val, epochs=2, progress=False, seed=5, checkpoint=tmp_path / "a")
+    first = ConvVAE(train.shape)
+    fit(first, train, val, epochs=1, progress=False, seed=5, checkpoint=tmp_path / "b")
+    resumed = ConvVAE(train.shape)
+    h_resumed = fit(resumed, train, val, epochs=2, progress=False, seed=5, checkpoint=tmp_path / "b", resume=True)
+    assert h_resumed.epochs == 2 and len(h_resumed.train) == 2
+    assert math.isclose(h_resumed.train[-1]["loss"], h_straight.train[-1]["loss"], rel_tol=1e-4)
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)
+    # resuming a finished run trains nothing more
+    again = ConvVAE(train.shape)
+    h_again = fit(again, train, val, epochs=2, progress=False, seed=5, checkpoint=tmp_path / "b", resume=True)
+    assert h_again.epochs == 2 and len(h_again.train) == 2
+
+
+def test_load_model_rejects_another_model_and_foreign_files(tmp_path, mnist_small):
+    train, _ = mnist_small
+    model = ConvAutoencoder(train.shape)
+    fit(model, subset(train, 256), epochs=1, progress=False, checkpoint=tmp_path / "ae")
+    with pytest.raises(CheckpointError, match="holds a 'ae' model, not 'cvae'"):
+        load_model(tmp_path / "ae", expect="cvae")
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a cvaelib checkpoint"):
+        load_model(tmp_path / "foreign.pt")
+    torch.save(model, tmp_path / "pickled.pt")  # how the sources saved models
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_model(tmp_path / "pickled.pt")
+    blob = (tmp_path / "ae" / "checkpoint.pt").read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(blob[: len(blob) // 3])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_model(tmp_path / "trunc.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_model(tmp_path / "missing")
+
+
+def test_weights_of_another_config_fail_clearly(tmp_path):
+    model = ConvVAE((1, 28, 28), latent_dim=8)
+    save_checkpoint(tmp_path / "x.pt", {"config": {**model.config, "latent_dim": 4}, "state_dict": model.state_dict()})
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(tmp_path / "x.pt")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, mnist_small):
+    train, _ = mnist_small
+    model = ConvVAE(train.shape)
+    fit(model, subset(train, 512), epochs=1, progress=False, checkpoint=tmp_path / "run")
+    good = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    bad = subset(train, 512)
+    bad.images = bad.images.float()
+    bad.images[:] = float("nan")
+    with pytest.raises(KitError, match="loss became nan.*last good checkpoint is kept"):
+        fit(model, bad, epochs=3, progress=False, checkpoint=tmp_path / "run", resume=True)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == good
