@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,8 +22,12 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "vae": {"latent_dim": 16},
     "vae-mlp": {"latent_dim": 20},
     "cvae": {"latent_dim": 16},
+    "resvae": {"latent_dim": 128},
+    "attr-cvae": {"latent_dim": 128},
 }
-TRAIN_MODELS = ["ae", "vae", "vae-mlp", "cvae"]
+TRAIN_MODELS = ["ae", "vae", "vae-mlp", "cvae", "resvae", "attr-cvae"]
+#: models for 64x64 colour data from a prepared folder (--dataset celeba:DIR / coco:DIR)
+PREPARED_MODELS = ("resvae", "attr-cvae")
 
 
 def _positive(kind: type, name: str, allow_zero: bool = False):
@@ -50,9 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model and write checkpoint.pt, metrics.json, samples.png")
-    t.add_argument("--model", required=True, help="ae, vae, vae-mlp, cvae")
+    t.add_argument("--model", required=True, help="ae, vae, vae-mlp, cvae; resvae, attr-cvae (prepared CelebA/COCO)")
     t.add_argument("--cond", default="concat", help="CVAE condition: concat, additive or onehot")
-    t.add_argument("--dataset", required=True, help="digits (bundled), mnist or fashion-mnist")
+    t.add_argument("--dataset", required=True, help="digits (bundled), mnist, fashion-mnist, or a prepared folder: "
+                   "celeba:DIR / coco:DIR (written by python -m data_prep.celeba / data_prep.coco)")
+    t.add_argument("--injection", default="down3", help="resvae condition injection: none, input, down3, down4, latent")
+    t.add_argument("--clip", default="ViT-B/32", help="CLIP for resvae conditions (a name, file, or tiny:PATH)")
+    t.add_argument("--image-size", type=_positive(int, "--image-size"), default=64, help="prepared size (64 or 128)")
+    t.add_argument("--perceptual", type=_positive(float, "--perceptual", True), default=0.0,
+                   help="weight of the VGG19 perceptual loss for resvae/attr-cvae (0 = off; needs VGG19 weights)")
+    t.add_argument("--limit", type=_positive(int, "--limit"), default=None, help="use only the first N items")
+    t.add_argument("--width", type=_positive(int, "--width"), default=None,
+                   help="resvae/attr-cvae channels of the first block (default 32)")
     t.add_argument("--data-root", default=None, help="folder with MNIST/ FashionMNIST/ ($CVAELIB_DATA or ./data)")
     t.add_argument("--epochs", type=_positive(int, "--epochs", True), default=10)
     t.add_argument("--max-seconds", type=_positive(float, "--max-seconds"), default=None)
@@ -107,6 +121,15 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
+def _check_injection(args: argparse.Namespace) -> None:
+    from .models import INJECTIONS
+
+    if args.injection not in INJECTIONS:
+        raise KitError(f"unknown --injection {args.injection!r}; choose one of: {', '.join(INJECTIONS)}")
+    if args.model == "attr-cvae" and args.injection == "none":
+        raise KitError("attr-cvae is conditioned on the attributes: choose an --injection other than none")
+
+
 def _model_config(args: argparse.Namespace, shape: tuple[int, int, int], num_classes: int) -> dict[str, Any]:
     from .models import COND_MODES
 
@@ -119,6 +142,11 @@ def _model_config(args: argparse.Namespace, shape: tuple[int, int, int], num_cla
         if args.model == "ae":
             raise KitError("--beta applies to VAEs only; drop it for --model ae")
         config["beta"] = args.beta
+    if args.model in PREPARED_MODELS:
+        _check_injection(args)
+        config.update(injection=args.injection, perceptual=args.perceptual)
+        if args.width is not None:
+            config["width"] = args.width
     if args.model == "cvae":
         if args.cond not in COND_MODES:
             raise KitError(f"unknown --cond {args.cond!r}; choose one of: {', '.join(COND_MODES)}")
@@ -145,34 +173,92 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     from .train import fit, last_terms, pick_device
     from .viz import save_grid, show_samples
 
-    dataset = check_dataset_name(args.dataset)
+    from .conditions import parse_prepared
+    from .distributed import is_main_process
+
+    prepared = parse_prepared(args.dataset)
+    dataset = args.dataset if prepared else check_dataset_name(args.dataset)
     if args.model not in TRAIN_MODELS:
         raise KitError(f"unknown model {args.model!r}; choose one of: {', '.join(TRAIN_MODELS)}")
+    if (args.model in PREPARED_MODELS) != (prepared is not None):
+        raise KitError(f"--model {args.model} needs " + ("--dataset celeba:DIR or coco:DIR (a prepared folder)"
+                       if prepared is None else "--model resvae or attr-cvae for prepared colour data"))
+    if prepared:
+        _check_injection(args)  # before loading data or CLIP
     out = Path(args.out)
     check_writable(out)
     device = pick_device(args.device)
-    data = load_dataset(dataset, args.data_root, "train", download=args.download)
+    if prepared:
+        train, val, conditions = _prepared_data(args, prepared, out, device)
+        data = train
+    else:
+        data = load_dataset(dataset, args.data_root, "train", download=args.download)
+        train, val = train_val_split(data, 0.1, seed=args.seed)
     config = _model_config(args, data.shape, data.num_classes)
-    train, val = train_val_split(data, 0.1, seed=args.seed)
+    if args.model == "attr-cvae":
+        config["attribute_names"] = list(train.class_names)
+    elif args.model == "resvae" and args.injection != "none":
+        config["cond_dim"] = int(train.labels.shape[1])  # the CLIP embedding size
     torch.manual_seed(args.seed)
     model = build_model(config)
     meta = {"dataset": dataset, "class_names": data.class_names}
+    world = int(os.environ.get("WORLD_SIZE", 1))  # > 1 under torchrun: fit runs DDP (cvaelib.distributed)
     history = fit(model, train, val, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                   max_seconds=args.max_seconds, device=device, seed=args.seed, checkpoint=out / "checkpoint.pt",
                   every=args.every, resume=args.resume, progress=not args.quiet, meta=meta)
     metrics = {"model": args.model, "dataset": dataset, "config": config, "epochs": history.epochs,
                "seconds": round(history.seconds, 3), "images_per_second": round(history.images_per_second, 1),
                "stopped_by_time": history.stopped_by_time, "interrupted": history.interrupted,
-               "device": str(device), **last_terms(history)}
+               "device": str(device), "world_size": world, **last_terms(history)}
+    if not is_main_process():  # under torchrun only rank 0 writes files
+        return metrics
     _write_json(out / "metrics.json", metrics)
-    save_grid(show_samples(model, class_names=data.class_names), out / "samples.png")
+    if prepared and model.condition is not None:
+        from .viz import show_grid
+
+        g = torch.Generator().manual_seed(args.seed)
+        samples = model.sample(len(conditions), conditions.to(next(model.parameters()).device), generator=g)
+        save_grid(show_grid(samples.cpu(), ncols=8, title="samples, conditioned like validation images"),
+                  out / "samples.png")
+    else:
+        save_grid(show_samples(model, class_names=data.class_names), out / "samples.png")
     if history.interrupted:
         raise KeyboardInterrupt
     return metrics
 
 
+def _prepared_data(args: argparse.Namespace, prepared: tuple[str, Path], out: Path, device):
+    """Train/val splits of a prepared folder with the condition ``--model`` needs, and 16 sample conditions."""
+    from .conditions import condition_rows, load_prepared_split, with_clip_condition
+    from .data import train_val_split
+    from .data.shards import prepared_splits
+
+    name, folder = prepared
+    data = load_prepared_split(args.dataset, "train", size=args.image_size, limit=args.limit)
+    if len(data) < 2:
+        raise KitError(f"{folder} has {len(data)} training images; prepare more (or raise --limit)")
+    if "val" in prepared_splits(folder) and args.limit is None:
+        train, val = data, load_prepared_split(args.dataset, "val", size=args.image_size)
+    else:
+        train, val = train_val_split(data, 0.1, seed=args.seed)
+    if args.model == "attr-cvae" and not (train.labels.is_floating_point() and train.labels.ndim == 2):
+        raise KitError(f"attr-cvae needs CelebA attributes; {name} has none: use --model resvae (CLIP condition)")
+    if args.model == "resvae" and args.injection != "none":
+        from .clip import load_clip
+
+        encoder = load_clip(args.clip, device=device)
+        cache = out / "clip_cache"
+        train = with_clip_condition(train, encoder, cache / "train")
+        val = with_clip_condition(val, encoder, cache / "val")
+    return train, val, condition_rows(val, 16)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     metrics = _train(args)
+    from .distributed import is_main_process
+
+    if not is_main_process():
+        return 0
     out = Path(args.out)
     print(f"trained {metrics['model']} on {metrics['dataset']}: {metrics['epochs']} epochs in "
           f"{metrics['seconds']:.1f} s ({metrics['images_per_second']:.0f} images/s); "

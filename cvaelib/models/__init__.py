@@ -13,6 +13,8 @@ from .ae import ConvAutoencoder
 from .base import GenerativeModel
 from .clip_cvae import INJECT_POINTS, ClipConditionalVAE
 from .cvae import COND_MODES, ConditionalVAE
+from .multilabel_cvae import CELEBA_ATTRIBUTES, AttributeCVAE
+from .resvae import INJECTIONS, ResidualVAE
 from .vae import ConvVAE, MLPVAE
 
 MODELS: dict[str, type[GenerativeModel]] = {}
@@ -27,6 +29,8 @@ def register(cls: type[GenerativeModel]) -> type[GenerativeModel]:
 for _cls in (ConvAutoencoder, MLPVAE, ConvVAE, ConditionalVAE):
     register(_cls)
 register(ClipConditionalVAE)
+register(ResidualVAE)
+register(AttributeCVAE)
 
 
 def build_model(config: dict[str, Any]) -> GenerativeModel:
@@ -40,3 +44,4 @@ def build_model(config: dict[str, Any]) -> GenerativeModel:
 
 __all__ = ["COND_MODES", "MODELS", "ConditionalVAE", "ConvAutoencoder", "ConvVAE", "GenerativeModel", "MLPVAE",
            "build_model", "register", "ClipConditionalVAE", "INJECT_POINTS"]
+__all__ += ["AttributeCVAE", "CELEBA_ATTRIBUTES", "INJECTIONS", "ResidualVAE"]
