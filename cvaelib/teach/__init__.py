@@ -1,0 +1,18 @@
+"""Teaching tools: exercise checks for the notebooks, and student / answer-key / nbgrader versions of them.
+
+In a notebook::
+
+    from cvaelib.teach import check_kl
+    check_kl(my_kl)          # prints "correct: ..." or raises ExerciseError("what is wrong ... Hint: ...")
+
+On the command line (``python -m cvaelib.teach --help``): ``student``, ``solutions``, ``nbgrader``, ``verify``,
+``grade``, ``badges``.
+"""
+
+from .checks import (ExerciseError, check_class_samples, check_condition_concat, check_kl, check_perturb_condition,
+                     check_prompt_rule, check_recon_loss, check_reconstruct, check_reparameterize,
+                     check_similarity_matrix, check_slerp, check_value)
+
+__all__ = ["ExerciseError", "check_class_samples", "check_condition_concat", "check_kl", "check_perturb_condition",
+           "check_prompt_rule", "check_recon_loss", "check_reconstruct", "check_reparameterize",
+           "check_similarity_matrix", "check_slerp", "check_value"]

@@ -1,0 +1,49 @@
+"""Keep every Colab badge and Colab install line pointing at the repository named in :mod:`cvaelib.teach.config`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import config
+
+_COLAB_PREFIX = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)\"']+/[^/\s)\"']+/blob/[^/\s)\"']+/"
+                           r"(?:[^/\s)\"']+/)*?(?=[0-9][0-9]_[^/\s)\"']+\.ipynb)")
+_INSTALL = re.compile(r"cvaelib @ git\+https://[^\s\"'\\]+?\.git(?:@[^\s\"'\\]+)?")
+
+
+def rewrite_text(text: str) -> str:
+    """``text`` with every Colab notebook link and kit install spec replaced by the configured ones."""
+    prefix = config.colab_url("X.ipynb")[: -len("X.ipynb")]
+    text = _COLAB_PREFIX.sub(prefix, text)
+    return _INSTALL.sub(config.install_spec(), text)
+
+
+def stale_files(paths: list[Path]) -> list[Path]:
+    """The files among ``paths`` whose badges or install lines differ from the configuration."""
+    return [p for p in paths if p.exists() and rewrite_text(p.read_text(encoding="utf-8")) != p.read_text(encoding="utf-8")]
+
+
+def rewrite_files(paths: list[Path]) -> list[Path]:
+    """Rewrite stale files in place (a notebook's .py and .ipynb change identically, so the pair stays in sync)."""
+    changed = []
+    for p in stale_files(paths):
+        p.write_text(rewrite_text(p.read_text(encoding="utf-8")), encoding="utf-8")
+        changed.append(p)
+    return changed
+
+
+def files_to_update(notebooks: Path, readme: Path | None) -> list[Path]:
+    files = sorted(notebooks.glob("[0-9][0-9]_*.py")) + sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
+    return files + ([readme] if readme is not None and readme.exists() else [])
+
+
+def notebook_row(py: Path) -> str:
+    """A README table row: link, Colab badge, the notebook's title."""
+    from .exercises import read_notebook
+
+    nb = read_notebook(py)
+    title = next((c.source.split("\n")[0].lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown"),
+                 py.stem)
+    title = title.split("·", 1)[-1].strip()
+    return f"| [{py.stem}]({config.NOTEBOOK_DIR}/{py.stem}.ipynb) | {config.badge(py.stem + '.ipynb')} | {title} |"
