@@ -59,6 +59,33 @@ def test_tokenizer_is_clips_bpe_from_either_package():
     assert torch.equal(ours, open_clip.tokenize(texts).long())
 
 
+def test_fast_ascii_tokenizer_path_equals_clips_encode():
+    """Plain-ASCII texts skip ftfy/html cleaning (a no-op for them): ids must equal the tokenizer's own encode."""
+    import random
+    import string
+
+    from cvaelib.clip import text as clip_text
+
+    rng = random.Random(0)
+    texts = ["It's a dog's life, isn't it?", "$5 @home #tag ~tilde {x} [y] (z) 'q' \"dq\" a-b_c", "123 4567.89",
+             "  Two   SPACES\tand a tab\n", "<|endoftext|> inside", "a;b:c,d.e/f\\g|h", "", "&amp; goes slow path"]
+    texts += ["".join(rng.choice(string.printable) for _ in range(rng.randint(0, 40))) for _ in range(500)]
+    tok = clip_text.bpe_tokenizer()
+    for t in texts:
+        assert list(clip_text._encode_ids_cached(t)) == tok.encode(t), repr(t)
+
+
+def test_repeated_texts_are_encoded_once_and_returned_in_order(enc, monkeypatch):
+    texts = ["a cat", "a dog", "a cat", "a red bus", "a dog", "a cat"]
+    seen = []
+    real = enc._encode_text_tokens
+    monkeypatch.setattr(enc, "_encode_text_tokens", lambda t: seen.append(t.shape[0]) or real(t))
+    emb = enc.encode_text(texts)
+    assert sum(seen) == 3  # three distinct texts, one row each
+    unique = enc.encode_text(["a cat", "a dog", "a red bus"])
+    assert torch.allclose(emb, unique[[0, 1, 0, 2, 1, 0]], atol=1e-6)
+
+
 def test_text_longer_than_77_tokens_does_not_crash(enc):
     long = "a very long description of a red dress " * 30  # ~270 tokens
     assert tokenize(long).shape == (1, 77) and tokenize(long)[0, -1].item() == 49407  # ends with end-of-text

@@ -27,6 +27,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 LONG_TEXT_MODES = ("truncate", "average")
+CPU_TEXT_CHUNK = 64
 
 
 class ClipEncoder:
@@ -128,6 +129,12 @@ class ClipEncoder:
         _check_batch_size(batch_size)
         if not texts:
             return torch.zeros(0, self.embed_dim)
+        # Encode each distinct text once (prompt lists often repeat, e.g. one class prompt per training image).
+        unique = list(dict.fromkeys(texts))
+        if len(unique) < len(texts):
+            where = {t: i for i, t in enumerate(unique)}
+            index = torch.tensor([where[t] for t in texts], dtype=torch.long)
+            return self.encode_text(unique, batch_size, long_text)[index]
         if long_text == "truncate":
             return self._encode_token_rows(self.tokenize(texts), batch_size)
         rows, owner = self._long_text_rows(texts)
@@ -152,9 +159,12 @@ class ClipEncoder:
             return torch.zeros(0, self.embed_dim)
         # Batch rows of similar length together: encoders that trim padding (trimmed_length) then do less work.
         order = torch.argsort(tokens.argmax(dim=-1), stable=True)
+        # On CPU, chunks of at most 64 rows trim tighter and stay in cache: measured 1.5x less CPU time than 256
+        # for 512 prompts (benchmarks/clip_text.py); on a GPU the full batch_size keeps the device busy.
+        step = batch_size if self.device.type != "cpu" else min(batch_size, CPU_TEXT_CHUNK)
         out = torch.empty(tokens.shape[0], self.embed_dim)
-        for i in range(0, tokens.shape[0], batch_size):
-            idx = order[i:i + batch_size]
+        for i in range(0, tokens.shape[0], step):
+            idx = order[i:i + step]
             out[idx] = _finish(self._encode_text_tokens(tokens[idx].to(self.device, non_blocking=True)))
         return out
 

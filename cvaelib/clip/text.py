@@ -61,7 +61,29 @@ def bpe_tokenizer() -> Any:
 
 def encode_ids(text: str) -> list[int]:
     """BPE ids of ``text`` without the start/end markers (CLIP lower-cases and cleans white space first)."""
-    return list(bpe_tokenizer().encode(text))
+    return list(_encode_ids_cached(text))
+
+
+# Printable ASCII without "&", plus tab and newline: text that ftfy.fix_text and html.unescape leave unchanged.
+_PLAIN_ASCII = re.compile(r"[\x20-\x25\x27-\x7e\t\n]*")
+
+
+@lru_cache(maxsize=200_000)
+def _encode_ids_cached(text: str) -> tuple[int, ...]:
+    # Prompt lists repeat themselves (one class prompt per image, the same captions every epoch): BPE-encoding
+    # costs ~50 us per text, as much as a small text tower's forward pass, so remember the answers.
+    tok = bpe_tokenizer()
+    if not _PLAIN_ASCII.fullmatch(text):
+        return tuple(tok.encode(text))
+    # Fast path with the same result as tok.encode: for plain ASCII, ftfy + html.unescape are no-ops (they only act
+    # on "&", control characters and non-ASCII), and CLIP's byte-to-unicode table maps "!".."~" to themselves
+    # (the pattern never yields a token containing a space), so only cleaning white space, lower-casing, the
+    # pattern and the (cached) BPE merges remain.
+    ids: list[int] = []
+    encoder = tok.encoder
+    for token in tok.pat.findall(" ".join(text.split()).lower()):
+        ids.extend(encoder[piece] for piece in tok.bpe(token).split(" "))
+    return tuple(ids)
 
 
 def _markers() -> tuple[int, int]:
@@ -88,17 +110,19 @@ def tokenize(texts: str | list[str], context_length: int = CONTEXT_LENGTH, trunc
     """
     texts = _as_list(texts)
     sot, eot = _markers()
-    out = torch.zeros(len(texts), context_length, dtype=torch.long)
-    for i, text in enumerate(texts):
-        ids = [sot, *encode_ids(text), eot]
+    rows = []
+    for text in texts:
+        ids = [sot, *_encode_ids_cached(text), eot]
         if len(ids) > context_length:
             if not truncate:
                 raise KitError(f"text is {len(ids)} tokens, longer than CLIP's {context_length}: "
                                f"{text[:40]!r}...; use truncate=True or long_text='average'")
             ids = ids[:context_length]
             ids[-1] = eot
-        out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-    return out
+        rows.append(ids + [0] * (context_length - len(ids)))
+    if not rows:
+        return torch.zeros(0, context_length, dtype=torch.long)
+    return torch.tensor(rows, dtype=torch.long)  # one conversion for the whole batch
 
 
 def split_sentences(text: str) -> list[str]:
