@@ -199,6 +199,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         config["attribute_names"] = list(train.class_names)
     elif args.model == "resvae" and args.injection != "none":
         config["cond_dim"] = int(train.labels.shape[1])  # the CLIP embedding size
+        config["clip"] = args.clip  # generation loads the same CLIP with load_clip(config["clip"])
     torch.manual_seed(args.seed)
     model = build_model(config)
     meta = {"dataset": dataset, "class_names": data.class_names}

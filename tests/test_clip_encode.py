@@ -157,6 +157,22 @@ def test_images_batched_grey_uint8_and_float_agree(enc, mnist):
     assert (batched[:20] @ batched[:20].T).fill_diagonal_(0).max() < 0.99999
 
 
+def test_preprocessing_shapes_and_inputs_left_untouched(enc):
+    for shape in [(2, 1, 32, 50), (3, 3, 17, 90), (1, 3, 500, 20), (2, 1, 28, 28), (2, 3, 32, 32)]:
+        x = torch.rand(*shape)
+        before = x.clone()
+        assert enc.preprocess(x).shape == (shape[0], 3, 32, 32)
+        assert enc.encode_images(x).shape == (shape[0], enc.embed_dim)
+        assert torch.equal(x, before)  # never modified in place
+    from cvaelib.clip import resize_and_crop
+
+    x = torch.rand(1, 3, 20, 40)
+    assert resize_and_crop(x, (24, 32), "shortest").shape == (1, 3, 24, 32)
+    padded = resize_and_crop(x, (32, 32), "longest")
+    assert padded.shape == (1, 3, 32, 32) and padded[..., :8, :].abs().max() == 0  # 16 rows of image, 8 of padding
+    assert resize_and_crop(x, (32, 32), "squash").shape == (1, 3, 32, 32)
+
+
 def test_tensor_preprocessing_matches_clips_pil_transform(enc, data_root):
     """Real COCO photos: the batched tensor preprocessing reproduces clip's PIL pipeline up to rounding."""
     clip = import_clip_module()

@@ -225,3 +225,39 @@ def test_with_clip_condition_keeps_attributes(faces):
     data = with_clip_condition(faces, FakeEncoder())
     assert data.labels.shape == (len(faces), 16) and torch.equal(data.meta["attributes"], faces.labels)
     assert data.meta["attribute_names"] == CELEBA_ATTRIBUTES and data.meta["clip_model"] == "fake"
+
+
+def test_clip_generation_modes_work_with_the_residual_vae(faces):
+    """The generation functions of lesson 05 (text -> image, image -> image, manipulation, interpolation,
+    reconstruction) accept a trained resvae: fit() leaves a retrieval bank of training embeddings in it."""
+    from cvaelib import clip_generate as cg
+
+    class FakeClip:  # deterministic stand-in with CLIP's interface: text and images to unit vectors
+        name = "fake"
+
+        def encode_images(self, images, batch_size=256):
+            x = images.float() / (255.0 if images.dtype == torch.uint8 else 1.0)
+            return torch.nn.functional.normalize(x.flatten(1)[:, ::193][:, :12] + 1e-3, dim=1)
+
+        def encode_text(self, texts):
+            g = torch.Generator().manual_seed(sum(map(ord, texts[0])))
+            return torch.nn.functional.normalize(torch.randn(len(texts), 12, generator=g), dim=1)
+
+    enc = FakeClip()
+    data = with_clip_condition(faces, enc)
+    model = _model("down3", cond_noise=0.1, bank_size=16)
+    fit(model, data, epochs=1, batch_size=8, progress=False)
+    assert int(model.bank_count) == 16 and model.bank_embeddings().shape == (16, 12)
+    x = faces.images[:3]
+    assert cg.generate_from_text(model, enc, "a smiling woman with glasses", n=4).shape == (4, 3, 32, 32)
+    assert cg.generate_from_images(model, enc, x, n_per_image=2).shape == (6, 3, 32, 32)
+    same = cg.manipulate(model, enc, x, "wearing glasses", image_embed_factor=1.0)
+    torch.testing.assert_close(same, cg.reconstruct(model, enc, x))  # factor 1 = the image's own embedding
+    moved = cg.manipulate(model, enc, x, "wearing glasses", image_embed_factor=0.0)
+    assert (moved - same).abs().max() > 0
+    path = cg.interpolate(model, enc, "a smiling man", "a woman with a hat", steps=5)
+    assert path.shape == (5, 3, 32, 32)
+    # the attribute model keeps no bank (its conditions are not CLIP embeddings)
+    attr = AttributeCVAE(**SMALL)
+    fit(attr, faces, epochs=1, batch_size=8, progress=False)
+    assert attr.bank.shape[0] == 0

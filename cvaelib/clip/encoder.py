@@ -181,7 +181,10 @@ class ClipEncoder:
 
         Runs on ``self.device``: resize (bicubic, antialiased like PIL), centre crop, clamp, mean/std.
         """
-        x = _check_images(images).to(self.device, non_blocking=True)
+        return self._preprocess(_check_images(images))
+
+    def _preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.device, non_blocking=True)  # already checked by the caller
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
@@ -199,7 +202,7 @@ class ClipEncoder:
         """
         images = _check_images(images)
         _check_batch_size(batch_size)
-        out = [_finish(self._encode_image_pixels(self.preprocess(images[i:i + batch_size])))
+        out = [_finish(self._encode_image_pixels(self._preprocess(images[i:i + batch_size])))
                for i in range(0, images.shape[0], batch_size)]
         return torch.cat(out) if out else torch.zeros(0, self.embed_dim)
 
@@ -260,7 +263,7 @@ def resize_and_crop(x: torch.Tensor, size: tuple[int, int], resize_mode: str = "
         return F.interpolate(t, size=(nh, nw), mode=mode, align_corners=False, antialias=(nh < t.shape[-2] or nw < t.shape[-1]))
 
     if resize_mode == "squash":
-        return _resize(x, th, tw).clamp_(0, 1)
+        return _resize(x, th, tw).clamp(0, 1)
     if resize_mode == "shortest":
         scale = max(th / h, tw / w)
     elif resize_mode == "longest":
@@ -275,7 +278,7 @@ def resize_and_crop(x: torch.Tensor, size: tuple[int, int], resize_mode: str = "
         nh, nw = (target_short, target_long) if h <= w else (target_long, target_short)
     else:
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    x = _resize(x, nh, nw).clamp_(0, 1)
+    x = _resize(x, nh, nw).clamp(0, 1)
     if resize_mode == "shortest":
         top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
         return x[..., top:top + th, left:left + tw]

@@ -51,6 +51,7 @@ class AttributeCVAE(ResidualVAE):
         if injection == "none":
             raise ValueError("an attribute-conditioned VAE needs the attributes: choose an injection other than none")
         extra.pop("cond_dim", None)  # always len(attribute_names)
+        extra.update(bank_size=0, cond_noise=0.0, clip=None)  # attributes need no CLIP bridge
         super().__init__(image_shape=image_shape, latent_dim=latent_dim, injection=injection, cond_dim=len(names),
                          attribute_names=names, **extra)
         self.attribute_names = names

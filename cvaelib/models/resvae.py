@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from ..losses import bernoulli_nll, gaussian_kl, reparameterize
 from .base import GenerativeModel
+from .clip_cvae import ClipConditionalVAE, perturb_condition
 
 INJECTIONS = ("none", "input", "down3", "down4", "latent")
 
@@ -98,6 +99,11 @@ class ResidualVAE(GenerativeModel):
         beta: KL weight (per-image sums; see the module docstring for the sources' 0.01).
         perceptual: weight of the VGG19 feature loss (0 = off, 1 = the sources' balance).
         perceptual_weights: ``"imagenet"`` (pretrained VGG19, downloaded once) or ``None`` (random, tests).
+        cond_noise: LAFITE perturbation of (unit-length CLIP) conditions while training, as in ``clip-cvae``
+            (0 = off, the sources' setting); it makes bridged text embeddings and mixtures land on known ground.
+        bank_size: how many training conditions ``after_fit`` keeps for the retrieval text bridge
+            (:mod:`cvaelib.clip.bridge`), so :mod:`cvaelib.clip_generate` works with this model as with ``clip-cvae``.
+        clip: name of the CLIP that made the conditions (stored so generation can load the same one).
     """
 
     name = "resvae"
@@ -110,14 +116,16 @@ class ResidualVAE(GenerativeModel):
     def __init__(self, image_shape: tuple[int, int, int] = (3, 64, 64), latent_dim: int = 128,
                  injection: str = "down3", cond_dim: int = 512, width: int = 32, input_channels: int = 8,
                  beta: float = 1.0, perceptual: float = 0.0, perceptual_weights: str | None = "imagenet",
-                 **extra: Any) -> None:
+                 cond_noise: float = 0.0, bank_size: int = 4096, clip: str | None = None, **extra: Any) -> None:
         if injection not in INJECTIONS:
             raise ValueError(f"unknown injection {injection!r}; choose one of {', '.join(INJECTIONS)}")
         super().__init__({"image_shape": list(image_shape), "latent_dim": latent_dim, "injection": injection,
                           "cond_dim": cond_dim, "width": width, "input_channels": input_channels, "beta": beta,
-                          "perceptual": perceptual, "perceptual_weights": perceptual_weights, **extra})
+                          "perceptual": perceptual, "perceptual_weights": perceptual_weights,
+                          "cond_noise": cond_noise, "bank_size": bank_size, "clip": clip, **extra})
         self.injection = injection
         self.cond_dim = int(cond_dim) if injection != "none" else 0
+        self.cond_noise = float(cond_noise)
         ch, h, _ = self.image_shape
         levels = _levels(self.image_shape)
         if injection in ("down3", "down4") and levels < int(injection[-1]):
@@ -141,6 +149,25 @@ class ResidualVAE(GenerativeModel):
         self.up = nn.ModuleList(ResUp(cin, cout) for cin, cout in zip([dec_in] + up_widths[1:-1], up_widths[1:]))
         self.out = nn.Conv2d(up_widths[-1], ch, 3, padding=1)
         self._perceptual: list[nn.Module] = []  # a plain list: VGG stays out of state_dict and DDP
+        # Retrieval bank and modality-gap centres: the same buffers (and methods, below) as clip-cvae, so the text
+        # bridges and generation modes of cvaelib.clip_generate accept this model too.
+        dim = max(self.cond_dim, 1)
+        self.register_buffer("bank", torch.zeros(bank_size if self.cond_dim else 0, dim))
+        self.register_buffer("bank_count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("image_center", torch.zeros(dim))
+        self.register_buffer("text_center", torch.zeros(dim))
+        self.register_buffer("gap_is_set", torch.zeros((), dtype=torch.bool))
+
+    fill_bank = ClipConditionalVAE.fill_bank
+    bank_embeddings = ClipConditionalVAE.bank_embeddings
+    set_gap = ClipConditionalVAE.set_gap
+
+    after_fit_uses_images = False  # fit() then passes images=None (no float copy of the whole split)
+
+    def after_fit(self, images: Tensor | None, conditions: Tensor) -> None:
+        """Called by :func:`cvaelib.train.fit` at the end: keep training conditions for the retrieval bridge."""
+        if self.bank.shape[0] and conditions.is_floating_point() and conditions.ndim == 2:
+            self.fill_bank(conditions)
 
     # --- the contract -------------------------------------------------------------------------------------------
     def _check_vector(self, c: Tensor | None, n: int) -> Tensor | None:
@@ -176,6 +203,8 @@ class ResidualVAE(GenerativeModel):
 
     def loss(self, x: Tensor, c: Tensor | None = None) -> dict[str, Tensor]:
         """``{"loss", "recon", "kl"}`` (+ ``"perceptual"`` when its weight is > 0), per image."""
+        if self.training and self.cond_noise > 0 and c is not None:
+            c = perturb_condition(torch.nn.functional.normalize(c.float(), dim=-1), self.cond_noise)
         mu, logvar = self.encode(x, c)
         z = reparameterize(mu, logvar)
         logits = self.decode(z, c)
