@@ -207,6 +207,26 @@ def test_bad_names_and_files(tmp_path):
         load_clip("open_clip:", device="cpu")
 
 
+def test_local_file_loads_through_open_clip_when_clip_is_missing(tiny, monkeypatch):
+    pytest.importorskip("open_clip")
+    direct = load_clip(str(tiny.state), device="cpu")
+    for key in [k for k in sys.modules if k == "clip" or k.startswith("clip.")]:
+        monkeypatch.delitem(sys.modules, key)
+    monkeypatch.setitem(sys.modules, "clip", None)  # only open_clip is installed
+    enc = load_clip(str(tiny.state), device="cpu")
+    assert isinstance(enc, OpenClipEncoder) and enc.input_size == (32, 32) and enc.weights_id == direct.weights_id
+    images = torch.rand(2, 3, 40, 60)
+    assert torch.allclose(enc.encode_text(TEXTS), direct.encode_text(TEXTS), atol=1e-5)
+    assert torch.allclose(enc.encode_images(images), direct.encode_images(images), atol=1e-5)
+
+
+def test_weights_of_another_layout_are_a_checkpoint_error(tmp_path):
+    odd = tmp_path / "odd.pt"
+    torch.save({"text_projection": torch.zeros(4, 4), "visual.proj": torch.zeros(4, 4)}, odd)
+    with pytest.raises(CheckpointError, match="do not fit OpenAI's CLIP layout"):
+        load_clip(str(odd), device="cpu")
+
+
 def test_wrapped_training_checkpoint_is_unwrapped(tiny, tmp_path):
     wrapped = tmp_path / "wrapped.pt"
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in tiny.model.state_dict().items()}}, wrapped)

@@ -33,7 +33,7 @@ from typing import Any, Iterator
 import torch
 
 from ..errors import CheckpointError, KitError
-from .encoder import ClipEncoder, OpenAIClipEncoder, OpenClipEncoder
+from .encoder import CLIP_MEAN, CLIP_STD, ClipEncoder, OpenAIClipEncoder, OpenClipEncoder
 
 CLIP_INSTALL_HINT = ("pip install git+https://github.com/openai/CLIP.git (Colab) or pip install openai-clip; "
                      "or pip install open_clip_torch")
@@ -176,16 +176,17 @@ def _build_openai_model(state_dict: dict[str, torch.Tensor], device: torch.devic
     original = {k: v for k, v in state_dict.items() if k not in ("input_resolution", "context_length", "vocab_size")}
     try:
         clip = import_clip_module()
-        model = clip.model.build_model(state_dict)
-        kind = "clip"
+        build, kind = clip.model.build_model, "clip"
     except KitError:
-        open_clip = _import_open_clip()
-        model = open_clip.model.build_model_from_openai_state_dict(state_dict)
-        kind = "open_clip"
-    model = model.to(device)
-    if device.type == "cpu":
-        model.float()  # OpenAI's weights are fp16; CPU kernels want fp32
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in original.items()})
+        build, kind = _import_open_clip().model.build_model_from_openai_state_dict, "open_clip"
+    try:
+        model = build(state_dict).to(device)
+        if device.type == "cpu":
+            model.float()  # OpenAI's weights are fp16; CPU kernels want fp32
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in original.items()})
+    except (KeyError, RuntimeError, ValueError, AssertionError, ZeroDivisionError) as exc:
+        raise CheckpointError(f"the weights do not fit OpenAI's CLIP layout ({_short(exc, 100)}); pass an OpenAI "
+                              "CLIP checkpoint, or an open_clip one as 'open_clip:ARCH//path/to/file.pt'") from None
     return model.eval(), kind
 
 
@@ -196,8 +197,8 @@ def _encoder_from_file(path: str, device: torch.device, name: str | None = None)
     if kind == "clip":
         return OpenAIClipEncoder(model, name, device, weights_id=fingerprint)
     open_clip = _import_open_clip()
-    model.visual.preprocess_cfg = {"size": model.visual.image_size, "mode": "RGB", "mean": (0.48145466, 0.4578275,
-                                   0.40821073), "std": (0.26862954, 0.26130258, 0.27577711),
+    # OpenAI's preprocessing (open_clip sets it only when it downloads the weights itself)
+    model.visual.preprocess_cfg = {"size": model.visual.image_size, "mode": "RGB", "mean": CLIP_MEAN, "std": CLIP_STD,
                                    "interpolation": "bicubic", "resize_mode": "shortest"}
     return OpenClipEncoder(model, name, device, open_clip.tokenizer.SimpleTokenizer(), weights_id=fingerprint)
 
