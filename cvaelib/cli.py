@@ -235,10 +235,12 @@ def _prepared_data(args: argparse.Namespace, prepared: tuple[str, Path], out: Pa
     from .data.shards import prepared_splits
 
     name, folder = prepared
-    data = load_prepared_split(args.dataset, "train", size=args.image_size, limit=args.limit)
+    splits = prepared_splits(folder)
+    first = "train" if "train" in splits else next(iter(splits), "train")  # e.g. the COCO sample has only val
+    data = load_prepared_split(args.dataset, first, size=args.image_size, limit=args.limit)
     if len(data) < 2:
         raise KitError(f"{folder} has {len(data)} training images; prepare more (or raise --limit)")
-    if "val" in prepared_splits(folder) and args.limit is None:
+    if "val" in splits and first != "val" and args.limit is None:
         train, val = data, load_prepared_split(args.dataset, "val", size=args.image_size)
     else:
         train, val = train_val_split(data, 0.1, seed=args.seed)

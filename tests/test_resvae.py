@@ -261,3 +261,26 @@ def test_clip_generation_modes_work_with_the_residual_vae(faces):
     attr = AttributeCVAE(**SMALL)
     fit(attr, faces, epochs=1, batch_size=8, progress=False)
     assert attr.bank.shape[0] == 0
+
+
+def test_cli_trains_resvae_on_the_prepared_coco_sample(data_root, tmp_path, capsys):
+    """The real COCO sample (val2017 only) prepared by data_prep.coco, CLIP-conditioned from a local CLIP file."""
+    from cvaelib.clip.synthetic import save_random_clip
+    from data_prep.coco import prepare_coco
+    from data_prep.common import Log
+
+    sample = data_root / "coco_sample"
+    prepare_coco([sample / "annotations" / "captions_val2017_sample.json"], tmp_path / "coco", images_dir=sample,
+                 sizes=(32,), workers=1, log=Log(quiet=True))
+    save_random_clip(tmp_path / "clip.pt", shape="tiny")
+    out = tmp_path / "run"
+    args = ["train", "--model", "resvae", "--dataset", f"coco:{tmp_path / 'coco'}", "--image-size", "32", "--width",
+            "8", "--latent-dim", "8", "--epochs", "1", "--batch-size", "8", "--quiet", "--clip", str(tmp_path / "clip.pt")]
+    assert cli_main(args + ["--out", str(out)]) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"].startswith("coco:") and metrics["epochs"] == 1
+    model = load_model(out, expect="resvae")
+    assert model.config["clip"] == str(tmp_path / "clip.pt") and int(model.bank_count) > 0
+    assert cli_main(["train", "--model", "attr-cvae", "--dataset", f"coco:{tmp_path / 'coco'}", "--image-size", "32",
+                     "--epochs", "1", "--out", str(tmp_path / "attr")]) == 2
+    assert "needs CelebA attributes" in capsys.readouterr().err
