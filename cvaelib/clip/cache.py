@@ -94,7 +94,8 @@ def read_cache(cache_path: str | os.PathLike, wanted: dict[str, Any]) -> tuple[t
     except (OSError, ValueError):
         return None, f"{npy.name} is missing or unreadable"
     if arr.shape != (wanted["count"], wanted["embed_dim"]) or arr.dtype != np.float32:
-        return None, f"{npy.name} has shape {arr.shape} {arr.dtype}, expected ({wanted['count']}, {wanted['embed_dim']}) float32"
+        return None, (f"{npy.name} has shape {arr.shape} {arr.dtype}, "
+                      f"expected ({wanted['count']}, {wanted['embed_dim']}) float32")
     return torch.from_numpy(arr), ""
 
 

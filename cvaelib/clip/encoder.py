@@ -260,7 +260,8 @@ def resize_and_crop(x: torch.Tensor, size: tuple[int, int], resize_mode: str = "
         if (nh, nw) == tuple(t.shape[-2:]):
             return t
         # antialias only matters (and is only defined) when shrinking
-        return F.interpolate(t, size=(nh, nw), mode=mode, align_corners=False, antialias=(nh < t.shape[-2] or nw < t.shape[-1]))
+        shrink = nh < t.shape[-2] or nw < t.shape[-1]
+        return F.interpolate(t, size=(nh, nw), mode=mode, align_corners=False, antialias=shrink)
 
     if resize_mode == "squash":
         return _resize(x, th, tw).clamp(0, 1)
@@ -306,7 +307,8 @@ class OpenAIClipEncoder(ClipEncoder):
     def _encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         m = self.model
         blocks = getattr(getattr(m, "transformer", None), "resblocks", None)
-        if blocks is None or not all(hasattr(b, a) for b in blocks for a in ("ln_1", "attn", "mlp", "ln_2", "attn_mask")):
+        parts = ("ln_1", "attn", "mlp", "ln_2", "attn_mask")
+        if blocks is None or not all(hasattr(b, a) for b in blocks for a in parts):
             return m.encode_text(tokens)  # not the layout of clip.model.CLIP: use the model's own forward
         # Same computation as CLIP.encode_text, on the first L positions only (see trimmed_length).
         n = trimmed_length(tokens)

@@ -28,7 +28,7 @@ import sys
 import types
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 
@@ -89,7 +89,8 @@ def import_clip_module() -> types.ModuleType:
         module = _import_clip_with_packaging_shim()
     except Exception as exc:  # noqa: BLE001 - any import-time crash of a third-party package
         _drop_modules("clip")
-        raise KitError(f"`import clip` failed ({type(exc).__name__}: {exc}); reinstall it: {CLIP_INSTALL_HINT}") from None
+        raise KitError(f"`import clip` failed ({type(exc).__name__}: {exc}); "
+                       f"reinstall it: {CLIP_INSTALL_HINT}") from None
     if not (hasattr(module, "load") and hasattr(module, "tokenize")):
         raise KitError("the installed `clip` package is not OpenAI's CLIP; "
                        f"pip uninstall clip, then {CLIP_INSTALL_HINT}")
@@ -319,7 +320,8 @@ def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None,
         else:
             arch, _, pretrained = spec.partition("/")
         if not arch:
-            raise KitError(f"bad open_clip name {name!r}; use 'open_clip:ARCH/PRETRAINED', e.g. 'open_clip:ViT-B-32/openai'")
+            raise KitError(f"bad open_clip name {name!r}; use 'open_clip:ARCH/PRETRAINED', "
+                           "e.g. 'open_clip:ViT-B-32/openai'")
         try:
             return load_open_clip(arch, pretrained or None, device, cache_dir=root, name=name)
         except KitError:

@@ -56,8 +56,9 @@ def save_random_clip(path: str | os.PathLike, shape: str = "tiny", seed: int = 0
         torch.save(model.state_dict(), path)
         return model
     res = model.visual.input_resolution
-    example = {"encode_text": torch.zeros(2, model.context_length, dtype=torch.long).index_fill_(1, torch.tensor([1]), 49407),
-               "encode_image": torch.rand(2, 3, res, res)}
+    tokens = torch.zeros(2, model.context_length, dtype=torch.long)
+    tokens[:, 0], tokens[:, 1] = 49406, 49407  # start + end of text
+    example = {"encode_text": tokens, "encode_image": torch.rand(2, 3, res, res)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript is deprecated in torch >= 2.10, yet it is OpenAI's format
         traced = torch.jit.trace_module(model, example)
