@@ -60,6 +60,9 @@ class ClipEncoder:
     ``input_size`` ((R, R)), ``tokenize`` (default: CLIP's BPE with truncation) and ``uses_clip_bpe`` (True when
     ``tokenize`` is CLIP's BPE, which lets long-text mode cut over-long sentences into windows instead of truncating).
 
+    ``_encode_text_tokens`` receives rows sorted by length; a causal text tower that pools at the end-of-text
+    token may run only ``tokens[:, :trimmed_length(tokens)]`` (exact, and several times faster for short prompts).
+
     The base class calls the hooks under ``torch.no_grad()``, in batches, and L2-normalises the float32 results.
     Subclasses call ``super().__init__(name, device, embed_dim)``.
     """
@@ -122,6 +125,9 @@ class ClipEncoder:
         ``long_text="average"``: each text is split into sentences (over-long sentences into 75-token windows), all
         pieces of all texts are encoded in the same batches, and a text's embedding is the re-normalised mean of its
         pieces' normalised embeddings (the long-text method of the kit's sources, done batched).
+
+        Repeated texts are encoded once; rows are sorted by length so that encoders which skip the padding after the
+        last end-of-text token (OpenAI and open_clip adapters, see :func:`trimmed_length`) do less work.
         """
         if long_text not in LONG_TEXT_MODES:
             raise KitError(f"long_text must be one of {LONG_TEXT_MODES}, got {long_text!r}")
