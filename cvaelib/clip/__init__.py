@@ -9,12 +9,13 @@ Importing this package imports neither ``clip`` nor ``open_clip``; they load whe
 """
 
 from .cache import cached_image_embeddings
-from .encoder import CLIP_MEAN, CLIP_STD, ClipEncoder, OpenAIClipEncoder, OpenClipEncoder, resize_and_crop
+from .encoder import (CLIP_MEAN, CLIP_STD, ClipEncoder, OpenAIClipEncoder, OpenClipEncoder, resize_and_crop,
+                      trimmed_length)
 from .load import OPENAI_TO_OPEN_CLIP, file_fingerprint, import_clip_module, load_clip, load_open_clip
 from .text import CONTEXT_LENGTH, split_sentences, tokenize
 
 __all__ = [
     "CLIP_MEAN", "CLIP_STD", "CONTEXT_LENGTH", "ClipEncoder", "OPENAI_TO_OPEN_CLIP", "OpenAIClipEncoder",
     "OpenClipEncoder", "cached_image_embeddings", "file_fingerprint", "import_clip_module", "load_clip",
-    "load_open_clip", "resize_and_crop", "split_sentences", "tokenize",
+    "load_open_clip", "resize_and_crop", "split_sentences", "tokenize", "trimmed_length",
 ]
