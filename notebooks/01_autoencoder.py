@@ -68,6 +68,28 @@ show(cvaelib.show_grid(test.float_images()[:20], titles=[test.class_names[int(k)
 # %%
 show_source(cvaelib.ConvAutoencoder)
 
+# %% [markdown]
+# ### Exercise 1 · Write the reconstruction loss
+# The decoder outputs *logits*; treating each pixel as a Bernoulli probability, the loss of one image is the
+# binary cross-entropy **summed over its pixels**, and a batch's loss is the **average over its images** (so it
+# does not depend on the batch size). Complete `recon_loss(logits, x)` with
+# `torch.nn.functional.binary_cross_entropy_with_logits`.
+
+# %%
+import torch.nn.functional as F
+
+
+def recon_loss(logits, x):
+    ### BEGIN SOLUTION
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_recon_loss
+
+check_recon_loss(recon_loss)
+
 # %%
 ae = cvaelib.ConvAutoencoder(image_shape=train.shape, latent_dim=16)
 print(f"{ae.num_parameters():,} parameters")
@@ -82,6 +104,25 @@ show(cvaelib.plot_history(history))
 # %%
 x_test = test.float_images()[:10]
 show(cvaelib.plot_reconstructions(ae, x_test))
+
+# %% [markdown]
+# ### Exercise 2 · Reconstruct by hand
+# `plot_reconstructions` hides three steps. Write them: encode `x` to its code (an autoencoder's `encode` returns
+# the pair `(z, None)`, the same contract as the VAEs later), decode the code to logits, turn logits into pixel
+# intensities in [0, 1].
+
+# %%
+def reconstruct(model, x):
+    ### BEGIN SOLUTION
+    z = model.encode(x)[0]
+    return torch.sigmoid(model.decode(z))
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_reconstruct
+
+check_reconstruct(reconstruct)
 
 # %% [markdown]
 # Is that good? Compare with the laziest possible "model": always output the mean training image.

@@ -71,6 +71,24 @@ z.sum().backward()
 print("z =", z.detach().numpy().round(2), "| dz/dmu =", mu.grad.numpy())
 
 # %% [markdown]
+# ### Exercise 1 · Write the reparameterisation step
+# Given the encoder's `mu` and `logvar` (same shape), return one sample z ~ N(μ, σ²) that gradients can flow
+# through. Mind that σ = exp(½ log σ²), and draw ε with `torch.randn_like`.
+
+# %%
+def my_reparameterize(mu, logvar):
+    ### BEGIN SOLUTION
+    eps = torch.randn_like(mu)
+    return mu + torch.exp(0.5 * logvar) * eps
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_reparameterize
+
+check_reparameterize(my_reparameterize)
+
+# %% [markdown]
 # ## 2. The ELBO
 # Training maximises a lower bound on log p(x):
 #
@@ -82,6 +100,24 @@ print("z =", z.detach().numpy().round(2), "| dz/dmu =", mu.grad.numpy())
 # %%
 show_source(gaussian_kl)
 show_source(cvaelib.MLPVAE)
+
+# %% [markdown]
+# ### Exercise 2 · Write the KL term
+# For q = N(μ, σ²) and the prior N(0, I) the KL divergence of one latent dimension is
+# ½ (μ² + σ² − 1 − log σ²). Sum it over the latent dimensions and average over the images of the batch
+# (`mu` and `logvar` have shape `[batch, latent]`).
+
+# %%
+def my_kl(mu, logvar):
+    ### BEGIN SOLUTION
+    return 0.5 * torch.sum(mu.pow(2) + logvar.exp() - 1.0 - logvar) / mu.shape[0]
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_kl
+
+check_kl(my_kl)
 
 # %% [markdown]
 # ## 3. Train the classic MLP VAE (latent 20) and watch both terms

@@ -77,6 +77,27 @@ show_source(cvaelib.ConditionalVAE.decode)
 # A thought to keep: concatenating a one-hot vector before a linear layer is the same as adding a learned vector
 # per class. The three differ in parameter count and in *where* the class acts, not in what they can express.
 #
+# ### Exercise 1 · Concatenate the condition
+# In the classic (`cond="onehot"`) CVAE the decoder's input is the code z followed by the one-hot vector of the
+# class. Write it for a batch: `z` is `[B, latent]` (float), `c` is `[B]` (int64 class ids).
+
+# %%
+import torch.nn.functional as F
+
+
+def condition_concat(z, c, num_classes):
+    ### BEGIN SOLUTION
+    onehot = F.one_hot(c.long(), num_classes).to(z.dtype)
+    return torch.cat([z, onehot], dim=1)
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_condition_concat
+
+check_condition_concat(condition_concat)
+
+# %% [markdown]
 # ## 2. Train the three variants on the same data
 
 # %%
@@ -96,6 +117,26 @@ show(cvaelib.plot_history(histories["concat"]))
 
 # %%
 show(cvaelib.show_samples(models["concat"], class_names=names, n_per_class=10, seed=0))
+
+# %% [markdown]
+# ### Exercise 2 · Draw samples of one class
+# This is what the CVAE is for. Write `class_samples(model, label, n, generator)`: draw n codes z ~ N(0, I) with
+# the given random `generator` (so results are reproducible), decode them with the class `label` for every row,
+# and return images in [0, 1]. (`model.decode(z, c)` returns logits.)
+
+# %%
+def class_samples(model, label, n, generator):
+    ### BEGIN SOLUTION
+    z = torch.randn(n, model.latent_dim, generator=generator)
+    c = torch.full((n,), label, dtype=torch.long)
+    return torch.sigmoid(model.decode(z, c))
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_class_samples
+
+check_class_samples(class_samples)
 
 # %% [markdown]
 # ## 4. Measure, don't eyeball

@@ -183,7 +183,8 @@ def check_reparameterize(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
         raise _fail(check, "dz/dmu should be 1 for every element.",
                     "write the sample as z = mu + std * eps (torch.normal(mu, std) passes no gradient to mu).")
     if logvar.grad is None or float(logvar.grad.abs().sum()) == 0:
-        raise _fail(check, "z does not depend on logvar.", "the standard deviation is torch.exp(0.5 * logvar).")
+        raise _fail(check, "z does not depend on logvar: the noise is not scaled by sigma.",
+                    "multiply eps by the standard deviation, torch.exp(0.5 * logvar).")
     z = z.detach()
     if float(z.std(0).max()) < 1e-6:
         raise _fail(check, "z is the same for every call: there is no noise in it.",
@@ -340,6 +341,10 @@ def check_slerp(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
         _ok(check, "the path follows the great circle and keeps the (interpolated) length, like "
                    "cvaelib.interpolate.slerp")
         return
+    dirs, want_dirs = F.normalize(out, dim=-1), F.normalize(want, dim=-1)
+    if torch.allclose(dirs, want_dirs, atol=1e-3):
+        raise _fail(check, "the directions are right but the lengths are not.",
+                    "scale each unit direction by (1 - t) * |z0| + t * |z1|.")
     if not (_close(out[0], z0, 1e-3, 1e-4) and _close(out[-1], z1, 1e-3, 1e-4)):
         raise _fail(check, "the path must start at z0 (first row) and end at z1 (last row).",
                     "use t = torch.linspace(0, 1, steps), so t = 0 gives z0 and t = 1 gives z1.")
@@ -347,10 +352,6 @@ def check_slerp(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
         raise _fail(check, "that is a straight line (lerp): its middle points are shorter than z0 and z1.",
                     "interpolate the angle: omega = acos(cos_sim(z0, z1)); direction = (sin((1-t)*omega) * u0 + "
                     "sin(t*omega) * u1) / sin(omega) with unit vectors u0, u1.")
-    dirs, want_dirs = F.normalize(out, dim=-1), F.normalize(want, dim=-1)
-    if torch.allclose(dirs, want_dirs, atol=1e-3):
-        raise _fail(check, "the directions are right but the lengths are not.",
-                    "scale each unit direction by (1 - t) * |z0| + t * |z1|.")
     raise _fail(check, "the points leave the great circle through z0 and z1.",
                 "normalise z0 and z1 first (u = z / z.norm()), and use the same t for both sin terms.")
 
@@ -418,12 +419,12 @@ def check_similarity_matrix(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     if _close(out, text @ images.T):
         raise _fail(check, "those are dot products of unnormalised embeddings (some exceed 1).",
                     "normalise every row first: F.normalize(x, dim=-1), i.e. x / x.norm(dim=-1, keepdim=True).")
-    if float(out.abs().max()) > 1 + 1e-4:
-        raise _fail(check, f"a cosine similarity lies in [-1, 1]; yours reaches {float(out.abs().max()):.2f}.",
-                    "normalise the rows of both matrices to unit length before multiplying.")
     if _close(out, F.normalize(text, dim=0) @ F.normalize(images, dim=0).T):
         raise _fail(check, "you normalised along the wrong dimension (columns instead of rows).",
                     "each embedding is a row: F.normalize(x, dim=-1).")
+    if float(out.abs().max()) > 1 + 1e-4:
+        raise _fail(check, f"a cosine similarity lies in [-1, 1]; yours reaches {float(out.abs().max()):.2f}.",
+                    "normalise the rows of both matrices to unit length before multiplying.")
     raise _fail(check, "your matrix differs from the cosine similarities.",
                 "F.normalize(text, dim=-1) @ F.normalize(images, dim=-1).T")
 

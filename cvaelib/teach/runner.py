@@ -189,6 +189,11 @@ def grade(submission: str | Path, key: str | Path | None = None, smoke: bool = T
         report.problems.append(f"found {len(groups)} check groups, the key has {len(key_ex)} exercises: "
                                f"were check cells deleted or duplicated?")
     group_of = {j: k for k, g in enumerate(groups) for j in g}
+    # the code cell right before a check group is that exercise's cell: when it fails, so does the exercise
+    for k, g in enumerate(groups):
+        e = g[0] - 1
+        if e >= 0 and e not in group_of and nb.cells[e].cell_type == "code":
+            group_of[e] = k
     results: dict[int, dict] = {k: {"number": k + 1, "passed": True, "message": "ok"} for k in range(len(groups))}
     runner = CellRunner(Path(submission), quiet=quiet)
     for i, cell in enumerate(nb.cells):
