@@ -1,0 +1,350 @@
+"""cvaelib.teach: check functions accept right answers and reject wrong ones with the intended message; student
+versions stop exactly at the exercises (and the instructor solutions pass), executed cell by cell in SMOKE mode;
+answer key, nbgrader metadata, grading and badges."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cvaelib.errors import KitError
+from cvaelib.teach import (ExerciseError, check_class_samples, check_condition_concat, check_kl,
+                           check_perturb_condition, check_prompt_rule, check_recon_loss, check_reconstruct,
+                           check_reparameterize, check_similarity_matrix, check_slerp, check_value)
+from cvaelib.teach import config
+from cvaelib.teach.badges import rewrite_text
+from cvaelib.teach.cli import main
+from cvaelib.teach.runner import grade, verify
+from cvaelib.teach.exercises import (BEGIN, END, answer_key, find_exercises, read_notebook, stub_source, to_nbgrader,
+                                     to_student, write_pair)
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+# --- right answers (written the way a student would) ---------------------------------------------------------------
+def _rule(text):
+    t = " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+    return re.search(r"\bshirts?\b", re.sub(r"\bt shirts?\b", " ", t)) is not None
+
+
+def _slerp(z0, z1, steps):
+    t = torch.linspace(0, 1, steps)[:, None]
+    n0, n1 = z0.norm(), z1.norm()
+    u0, u1 = z0 / n0, z1 / n1
+    omega = torch.acos((u0 * u1).sum().clamp(-1, 1))
+    direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / torch.sin(omega)
+    return direction * ((1 - t) * n0 + t * n1)
+
+
+RIGHT = [
+    (check_recon_loss, lambda logits, x: F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)),
+    (check_reconstruct, lambda m, x: torch.sigmoid(m.decode(m.encode(x)[0]))),
+    (check_reparameterize, lambda mu, lv: mu + torch.exp(0.5 * lv) * torch.randn_like(mu)),
+    (check_kl, lambda mu, lv: -0.5 * torch.sum(1 + lv - mu ** 2 - lv.exp(), dim=1).mean()),
+    (check_condition_concat, lambda z, c, k: torch.cat([z, F.one_hot(c, k).float()], dim=1)),
+    (check_class_samples, lambda m, label, n, g: torch.sigmoid(
+        m.decode(torch.randn(n, m.latent_dim, generator=g), torch.full((n,), label)))),
+    (check_slerp, _slerp),
+    (check_prompt_rule, _rule),
+    (check_similarity_matrix, lambda t, i: F.normalize(t, dim=-1) @ F.normalize(i, dim=-1).T),
+    (check_perturb_condition, lambda c, xi: F.normalize(
+        c + xi * c.norm(dim=-1, keepdim=True) * F.normalize(torch.randn_like(c), dim=-1), dim=-1)),
+]
+
+
+@pytest.mark.parametrize("check,answer", RIGHT, ids=[c.__name__ for c, _ in RIGHT])
+def test_check_accepts_a_right_answer(check, answer, capsys):
+    check(answer)
+    assert capsys.readouterr().out.startswith(f"correct: {check.__name__}:")
+
+
+# --- wrong answers: the mistakes students make, and what the message must say ---------------------------------------
+WRONG = [
+    (check_recon_loss, lambda l, x: F.binary_cross_entropy_with_logits(l, x), "averaged over the pixels"),
+    (check_recon_loss, lambda l, x: F.binary_cross_entropy_with_logits(l, x, reduction="sum"), "divide by the number"),
+    (check_recon_loss, lambda l, x: F.binary_cross_entropy_with_logits(torch.sigmoid(l), x, reduction="sum") / len(x),
+     "sigmoid twice"),
+    (check_recon_loss, lambda l, x: F.mse_loss(torch.sigmoid(l), x, reduction="sum") / len(x), "squared error"),
+    (check_reconstruct, lambda m, x: m.decode(m.encode(x)[0]), "apply torch.sigmoid"),
+    (check_reparameterize, lambda mu, lv: mu + lv.exp() * torch.randn_like(mu), "variance"),
+    (check_reparameterize, lambda mu, lv: mu + torch.randn_like(mu), "not scaled by sigma"),
+    (check_reparameterize, lambda mu, lv: mu + torch.exp(0.5 * lv), "no noise"),
+    (check_reparameterize, lambda mu, lv: (mu + torch.exp(0.5 * lv) * torch.randn_like(mu)).detach(), "no gradient"),
+    (check_reparameterize, lambda mu, lv: mu + torch.exp(0.5 * lv) * torch.rand_like(mu), "mean 0"),
+    (check_kl, lambda mu, lv: -0.5 * torch.sum(mu ** 2 + lv.exp() - 1 - lv) / len(mu), "never negative"),
+    (check_kl, lambda mu, lv: torch.sum(mu ** 2 + lv.exp() - 1 - lv) / len(mu), "multiply by 0.5"),
+    (check_kl, lambda mu, lv: 0.5 * torch.sum(mu ** 2 + lv.exp() - 1 - lv), "summed over the batch"),
+    (check_kl, lambda mu, lv: 0.5 * torch.mean(mu ** 2 + lv.exp() - 1 - lv), "averaged over the latent"),
+    (check_kl, lambda mu, lv: 0.5 * torch.sum(mu ** 2 + lv - 1 - lv) / len(mu), "not 0"),
+    (check_condition_concat, lambda z, c, k: torch.cat([z, c[:, None].float()], 1), "one-hot vector first"),
+    (check_condition_concat, lambda z, c, k: torch.cat([F.one_hot(c, k).float(), z], 1), "z first"),
+    (check_condition_concat, lambda z, c, k: torch.cat([z.long(), F.one_hot(c, k)], 1), "float"),
+    (check_class_samples, lambda m, label, n, g: torch.sigmoid(
+        m.decode(torch.randn(n, m.latent_dim), torch.full((n,), label))), "generator"),
+    (check_class_samples, lambda m, label, n, g: torch.sigmoid(
+        m.decode(torch.randn(n, m.latent_dim, generator=g), torch.zeros(n, dtype=torch.long))), "class 0, not 3"),
+    (check_class_samples, lambda m, label, n, g: m.decode(
+        torch.randn(n, m.latent_dim, generator=g), torch.full((n,), label)), "torch.sigmoid"),
+    (check_slerp, lambda a, b, s: torch.stack([(1 - t) * a + t * b for t in torch.linspace(0, 1, s)]),
+     "straight line"),
+    (check_slerp, lambda a, b, s: torch.stack([(1 - t) * a + t * b for t in torch.linspace(0.1, 1, s)]), "start at z0"),
+    (check_slerp, lambda a, b, s: F.normalize(_slerp(a, b, s), dim=-1), "lengths"),
+    (check_prompt_rule, lambda t: "shirt" in t.lower(), "T-shirt"),
+    (check_prompt_rule, lambda t: re.search(r"shirts?", _strip_t(t.lower())) is not None, "whole words"),
+    (check_prompt_rule, lambda t: re.search(r"\bshirts?\b", _strip_t(t)) is not None, "lower-case"),
+    (check_similarity_matrix, lambda t, i: t @ i.T, "normalise every row"),
+    (check_similarity_matrix, lambda t, i: F.normalize(i, dim=-1) @ F.normalize(t, dim=-1).T, "rows should be texts"),
+    (check_similarity_matrix, lambda t, i: F.normalize(t, dim=0) @ F.normalize(i, dim=0).T, "wrong dimension"),
+    (check_perturb_condition, lambda c, xi: c + xi * torch.randn_like(c), "length 1"),
+    (check_perturb_condition, lambda c, xi: F.normalize(c + xi * torch.randn_like(c), dim=-1), "xi * |c| exactly"),
+    (check_perturb_condition, lambda c, xi: c.clone(), "no noise"),
+]
+
+
+def _strip_t(text):
+    return re.sub(r"\bt[- ]shirts?\b", " ", text, flags=re.IGNORECASE)
+
+
+@pytest.mark.parametrize("check,answer,says", WRONG, ids=[f"{c.__name__}-{s}" for c, _, s in WRONG])
+def test_check_rejects_a_wrong_answer_with_the_intended_message(check, answer, says):
+    with pytest.raises(ExerciseError) as err:
+        check(answer)
+    message = str(err.value)
+    assert says.lower() in message.lower(), message
+    assert message.startswith(f"{check.__name__}: ") and "Hint:" in message and "\n" not in message
+    assert isinstance(err.value, KitError)
+
+
+def test_unfinished_stub_passes_through_and_crashes_are_explained():
+    def stub(*_):
+        raise NotImplementedError("Exercise 2: Write the KL term")
+
+    with pytest.raises(NotImplementedError, match="Exercise 2: Write the KL term"):
+        check_kl(stub)
+    with pytest.raises(ExerciseError, match=r"raised IndexError.*Hint: run it on the small example"):
+        check_kl(lambda mu, lv: mu[99])
+    with pytest.raises(ExerciseError, match=r"without calling it"):
+        check_kl(torch.tensor(1.0))
+    with pytest.raises(ExerciseError, match=r"should be one number per batch"):
+        check_kl(lambda mu, lv: 0.5 * (mu ** 2 + lv.exp() - 1 - lv).sum(1))
+    check_value(0.4, 0, 1, "knn")
+    with pytest.raises(ExerciseError, match=r"knn = 40 is outside"):
+        check_value(40, 0, 1, "knn")
+
+
+# --- the marker convention ----------------------------------------------------------------------------------------
+def test_stub_replaces_each_block_at_its_indentation():
+    src = "\n".join(["def f(x):", "    y = 1", f"    {BEGIN}", "    return x + y", f"    {END}", "",
+                     f"{BEGIN}", "z = f(2)", f"{END}", "print(z)"])
+    out = stub_source(src, 3, 'the "sum"')
+    assert BEGIN not in out and "return x + y" not in out and "z = f(2)" not in out
+    assert '    raise NotImplementedError("Exercise 3: the \\"sum\\"")' in out.split("\n")
+    assert 'raise NotImplementedError("Exercise 3: the \\"sum\\"")' in out.split("\n")
+    assert out.split("\n")[1] == "    y = 1" and out.endswith("print(z)")
+    compile(out, "<stub>", "exec")
+    with pytest.raises(KitError, match="has no"):
+        stub_source(f"{BEGIN}\nx = 1", 1, "t")
+    with pytest.raises(KitError, match="without a"):
+        stub_source(f"x = 1\n{END}", 1, "t")
+
+
+TOY = f'''# %% [markdown]
+# # 99 · Toy lesson
+#
+# ### Exercise 1 · Write the KL term
+# Sum over dimensions, average over images.
+
+# %%
+import torch
+
+
+def my_kl(mu, logvar):
+    {BEGIN}
+    return 0.5 * torch.sum(mu.pow(2) + logvar.exp() - 1.0 - logvar) / mu.shape[0]
+    {END}
+
+
+# %%
+from cvaelib.teach import check_kl
+
+check_kl(my_kl)
+
+# %% [markdown]
+# ### Exercise 2 · Write the reparameterisation step
+
+# %%
+# Exercise: reparameterise
+{BEGIN}
+def my_rep(mu, logvar):
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+{END}
+print("defined")
+
+# %%
+from cvaelib.teach import check_reparameterize
+
+check_reparameterize(my_rep)
+
+# %%
+print("the lesson goes on", my_kl(torch.zeros(1, 2), torch.zeros(1, 2)))
+'''
+
+
+@pytest.fixture
+def toy(tmp_path):
+    path = tmp_path / "src" / "99_toy.py"
+    path.parent.mkdir()
+    path.write_text(TOY)
+    return path
+
+
+def _cli(*args, cwd=REPO):
+    """The command line in a subprocess (verify and grade spawn one more interpreter per notebook)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "cvaelib.teach", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _main(*args, capsys=None):
+    """The command line in this process (fast): exit status and what it printed."""
+    code = main([str(a) for a in args])
+    return code, (capsys.readouterr().out if capsys else "")
+
+
+def test_find_exercises_titles_and_checks(toy):
+    exercises = find_exercises(read_notebook(toy))
+    assert [(e.number, e.title, e.check_names) for e in exercises] == [
+        (1, "Write the KL term", ["check_kl"]), (2, "reparameterise", ["check_reparameterize"])]
+    assert BEGIN not in exercises[0].solution and "logvar.exp()" in exercises[0].solution
+
+
+def test_student_command_writes_a_synced_pair_without_solutions(toy, tmp_path):
+    proc = _cli("student", toy.parent, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "99_toy.py: 2 exercises" in proc.stdout
+    py, ipynb = tmp_path / "out" / "99_toy.py", tmp_path / "out" / "99_toy.ipynb"
+    text = py.read_text()
+    assert BEGIN not in text and "logvar.exp()" not in text and "randn_like" not in text
+    assert 'raise NotImplementedError("Exercise 1: Write the KL term")' in text
+    assert 'raise NotImplementedError("Exercise 2: reparameterise")' in text
+    nb_py, nb_ipynb = read_notebook(py), read_notebook(ipynb)
+    assert [(c.cell_type, c.source) for c in nb_py.cells] == [(c.cell_type, c.source) for c in nb_ipynb.cells]
+    assert nb_ipynb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert all(not c.get("outputs") for c in json.loads(ipynb.read_text())["cells"] if c["cell_type"] == "code")
+    assert _cli("student", tmp_path / "missing", tmp_path / "o").stderr.startswith("error: ")
+
+
+def _submission(tmp_path, student_py):
+    """Alice's work: exercise 1 wrong (KL summed over the batch), exercise 2 right."""
+    sub = tmp_path / "alice" / "99_toy.py"
+    sub.parent.mkdir()
+    text = student_py.read_text()
+    text = text.replace('    # YOUR CODE HERE\n    raise NotImplementedError("Exercise 1: Write the KL term")',
+                        "    return 0.5 * torch.sum(mu.pow(2) + logvar.exp() - 1.0 - logvar)")
+    text = text.replace('# YOUR CODE HERE\nraise NotImplementedError("Exercise 2: reparameterise")',
+                        "def my_rep(mu, logvar):\n    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)")
+    sub.write_text(text)
+    return sub
+
+
+def test_verify_and_grade_on_a_toy_notebook(toy, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SMOKE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    assert _main("student", toy, tmp_path / "stud")[0] == 0
+    stud = tmp_path / "stud" / "99_toy.py"
+    report = verify(stud, toy)
+    assert report.ok, report.problems
+    assert [(e["number"], e["student"], e["solution"]) for e in report.exercises] == [
+        (1, "NotImplementedError: Exercise 1: Write the KL term", "passes its checks"),
+        (2, "NotImplementedError: Exercise 2: reparameterise", "passes its checks")]
+
+    sub = _submission(tmp_path, stud)
+    report = grade(sub, toy)
+    assert report.score == (1, 2)
+    assert "wrong: ExerciseError: check_kl: you summed over the batch" in report.exercises[0]["message"]
+    # the untouched student version: both "not attempted"; the key itself: full marks
+    untouched = grade(stud, toy)
+    assert untouched.score == (0, 2) and all(e["message"].startswith("not attempted") for e in untouched.exercises)
+    assert grade(toy).score == (2, 2)
+
+    # the same through the command line, with a CSV for the gradebook
+    csv_path = tmp_path / "grades.csv"
+    proc = _cli("grade", tmp_path / "alice", "--key", toy.parent, "--csv", csv_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "99_toy.py: 1/2" in proc.stdout and "summed over the batch" in proc.stdout
+    rows = csv_path.read_text().splitlines()
+    assert rows[1].split(",")[2:4] == ["1", "0"] and rows[2].split(",")[2:4] == ["2", "1"]
+
+
+def test_verify_reports_a_stub_that_does_not_stop(toy, tmp_path, monkeypatch):
+    monkeypatch.setenv("SMOKE", "1")
+    write_pair(to_student(read_notebook(toy)), tmp_path / "stud" / "99_toy.py")
+    stud = tmp_path / "stud" / "99_toy.py"
+    stud.write_text(stud.read_text().replace('raise NotImplementedError("Exercise 1: Write the KL term")',
+                                             "return torch.tensor(0.0)"))
+    report = verify(stud, toy)
+    assert not report.ok
+    assert "exercise 1: the student version should stop with NotImplementedError" in report.problems[0]
+
+
+def test_answer_key_and_nbgrader_metadata(toy, tmp_path, capsys):
+    key = answer_key([toy])
+    assert "### Exercise 2: reparameterise" in key and "Checked by `check_reparameterize`" in key
+    assert "torch.randn_like(mu)" in key and BEGIN not in key
+    nb = to_nbgrader(read_notebook(toy))
+    meta = [c.metadata.get("nbgrader") for c in nb.cells]
+    solutions = [m["grade_id"] for m in meta if m and m["solution"]]
+    tests = [(m["grade_id"], m["points"]) for m in meta if m and m["grade"]]
+    assert solutions == ["exercise_1", "exercise_2"] and tests == [("check_1", 1), ("check_2", 1)]
+    assert _main("solutions", toy.parent, tmp_path / "key")[0] == 0
+    assert "Write the KL term" in (tmp_path / "key" / "SOLUTIONS.md").read_text()
+    assert _main("nbgrader", toy.parent, tmp_path / "course")[0] == 0
+    written = json.loads((tmp_path / "course" / "source" / "99_toy" / "99_toy.ipynb").read_text())
+    assert sum(1 for c in written["cells"] if c["metadata"].get("nbgrader", {}).get("solution")) == 2
+
+
+def test_student_of_the_real_notebooks_has_no_solution_left():
+    for path in NOTEBOOKS:
+        nb = read_notebook(path)
+        student = to_student(nb)
+        text = "\n".join(c.source for c in student.cells)
+        assert BEGIN not in text and END not in text, path.name
+        for ex in find_exercises(nb):
+            assert f'NotImplementedError("Exercise {ex.number}: ' in student.cells[ex.cell].source
+
+
+def test_badges_follow_the_configured_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["badges", "--check"]) == 0
+    line = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research."
+            "google.com/github/someone/old/blob/dev/notebooks/02_vae.ipynb)\n"
+            '"cvaelib @ git+https://github.com/someone/old.git"')
+    monkeypatch.setattr(config, "REPO_URL", "https://github.com/teacher/my-course")
+    monkeypatch.setattr(config, "BRANCH", "spring")
+    out = rewrite_text(line)
+    assert "colab.research.google.com/github/teacher/my-course/blob/spring/notebooks/02_vae.ipynb" in out
+    assert '"cvaelib @ git+https://github.com/teacher/my-course.git"' in out
+    assert rewrite_text(out) == out
+
+
+# --- the real notebooks, executed: students stop only at exercises, solutions pass -----------------------------------
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_student_version_stops_only_at_exercises(notebook, tmp_path, data_root):
+    student_dir = tmp_path / "student"
+    write_pair(to_student(read_notebook(notebook)), student_dir / notebook.name)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg", "SMOKE": "1",
+           "CVAELIB_DATA": str(data_root), "CVAELIB_WORK": str(tmp_path / "work")}
+    proc = subprocess.run([sys.executable, "-m", "cvaelib.teach", "verify", str(notebook), "--student",
+                           str(student_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    n = len(find_exercises(read_notebook(notebook)))
+    assert proc.stdout.count("solution -> passes its checks") == n >= 2
