@@ -90,8 +90,10 @@ def test_checkpoint_roundtrip_rebuilds_model_from_config(tmp_path, mnist_small):
 
 def test_resume_continues_and_matches_uninterrupted_run(tmp_path, mnist_small):
     train, val = train_val_split(mnist_small[0], 0.1)
+    torch.manual_seed(0)
     straight = ConvVAE(train.shape)
     h_straight = fit(straight, train, val, epochs=2, progress=False, seed=5, checkpoint=tmp_path / "a")
+    torch.manual_seed(0)  # same initial weights as `straight`
     first = ConvVAE(train.shape)
     fit(first, train, val, epochs=1, progress=False, seed=5, checkpoint=tmp_path / "b")
     resumed = ConvVAE(train.shape)
