@@ -23,6 +23,9 @@ import torch
 
 from .checkpoint import check_writable, load_checkpoint, save_checkpoint
 from .data import ImageData, TensorBatches
+from .distributed import ShardedBatches
+from .distributed import setup as _dist_setup
+from .distributed import wrap as _dist_wrap
 from .errors import KitError
 from .models.base import GenerativeModel
 
@@ -116,11 +119,16 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
     if lr_schedule not in LR_SCHEDULES:
         raise KitError(f"unknown lr_schedule {lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
     device = pick_device(device)
-    seed_everything(seed)
+    ctx, device = _dist_setup(device)  # under torchrun: join the process group (see cvaelib.distributed), else None
+    seed_everything(seed + (ctx.rank if ctx is not None else 0))  # each rank its own noise; rank 0 = a plain run
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     batches = (TensorBatches(train, batch_size, shuffle=True, device=device, seed=seed, drop_last=len(train) > batch_size)
                if isinstance(train, ImageData) else train)
+    if ctx is not None and isinstance(train, ImageData):  # this rank's share of each epoch
+        batches = ShardedBatches(train, batch_size, device=device, seed=seed, rank=ctx.rank, world_size=ctx.world_size,
+                                 drop_last=len(train) // ctx.world_size > batch_size)
+    loss_fn = _dist_wrap(model, ctx, device) if ctx is not None else model.loss  # DDP syncs gradients in forward
     steps_per_epoch = len(batches) if hasattr(batches, "__len__") else None
     scheduler = None
     if lr_schedule == "cosine" and steps_per_epoch:
@@ -152,7 +160,7 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     def save() -> None:
-        if ckpt is None:
+        if ckpt is None or (ctx is not None and not ctx.is_main):
             return
         save_checkpoint(ckpt, {"config": model.config, "state_dict": model.state_dict(),
                                "optimizer": optimizer.state_dict(), "epoch": history.epochs,
@@ -167,7 +175,8 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
     total = steps_per_epoch * max(epochs - start_epoch, 0) if steps_per_epoch else None
     # In a log file (CI, `> out.txt`) a bar redrawn 10x a second floods the output: redraw rarely there.
     interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
-    bar = tqdm(total=total, disable=not progress, desc=f"{model.name}", unit="batch", leave=True,
+    quiet = not progress or (ctx is not None and not ctx.is_main)  # one bar, rank 0's
+    bar = tqdm(total=total, disable=quiet, desc=f"{model.name}", unit="batch", leave=True,
                mininterval=0.1 if interactive else 10.0)
     t_start = time.perf_counter() - history.seconds
     try:
@@ -178,9 +187,12 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
                 x = x.to(device, non_blocking=True)
                 c = _condition(model, c.to(device, non_blocking=True))
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    terms = model.loss(x, c)
+                    terms = loss_fn(x, c)
                 loss = terms["loss"]
-                if not torch.isfinite(loss):
+                bad = not torch.isfinite(loss)
+                if ctx is not None:
+                    bad = ctx.any(bad, device)  # all ranks stop together, or the others would wait forever
+                if bad:
                     where = f"; the last good checkpoint is kept at {ckpt}" if ckpt is not None else ""
                     raise KitError(f"loss became {float(loss)} in epoch {epoch + 1}{where}; lower the learning "
                                    f"rate (--lr) or check the input data for NaNs")
@@ -195,12 +207,17 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(x)
                 bar.update(1)
                 bar.set_postfix({k: f"{v / seen:.2f}" for k, v in sums.items()}, refresh=False)
-                if max_seconds is not None and time.perf_counter() - t_start >= max_seconds:
+                out_of_time = max_seconds is not None and time.perf_counter() - t_start >= max_seconds
+                if max_seconds is not None and ctx is not None:
+                    out_of_time = ctx.any(out_of_time, device)
+                if out_of_time:
                     history.stopped_by_time = True
                     break
+            if ctx is not None:  # epoch means over all ranks' images
+                sums, seen = ctx.sum_terms(sums, seen, device)
             history.images += seen
             history.train.append({k: v / max(seen, 1) for k, v in sums.items()})
-            if val is not None:
+            if val is not None and (ctx is None or ctx.is_main):
                 history.val.append(evaluate(model, val, device=device))
             history.epochs = epoch + 1
             history.seconds = time.perf_counter() - t_start
@@ -218,8 +235,13 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
         bar.close()
     history.seconds = time.perf_counter() - t_start
     if hasattr(model, "after_fit") and isinstance(train, ImageData) and not history.interrupted:
-        model.after_fit(train.float_images(), train.labels)  # e.g. fit a sampling prior to the trained codes
+        # e.g. fit a sampling prior to the trained codes; models that only need the conditions say so, which
+        # spares a float copy of the whole split (8 GB for CelebA at 64x64)
+        images = train.float_images() if getattr(model, "after_fit_uses_images", True) else None
+        model.after_fit(images, train.labels)
         save()
+    if ctx is not None:
+        ctx.close()
     model.eval()
     return history
 
