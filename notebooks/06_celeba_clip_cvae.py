@@ -251,6 +251,26 @@ show(cvaelib.show_grid(torch.cat([x, generate_from_images(model, encoder, x, n_p
 # (1-f)\,c_\text{text})$, and decode with the face's **own** z (its posterior mean): the person stays, the content
 # moves toward the text.  $f = 1$ is the reconstruction; lower $f$ pushes harder.
 
+# %% [markdown]
+# ### Exercise 1 · Mix an image's condition with a text's
+# Write the mixing rule above: `c_image` holds one unit-length CLIP embedding per face `[N, D]`, `c_text` one text
+# embedding `[D]`; return `[N, D]` conditions, f·c_image + (1 − f)·c_text brought back to unit length.
+
+# %%
+import torch.nn.functional as F
+
+
+def mix_condition(c_image, c_text, f):
+    ### BEGIN SOLUTION
+    return F.normalize(f * c_image + (1 - f) * c_text, dim=-1)
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_condition_mix
+
+check_condition_mix(mix_condition)
+
 # %%
 factors = [1.0, 0.75, 0.5, 0.25]
 rows = [manipulate(model, encoder, x, "a person wearing glasses", image_embed_factor=f) for f in factors]
@@ -314,6 +334,26 @@ attr_history = cvaelib.fit(attr_model, train, val, epochs=BEST_EPOCHS, batch_siz
 print(f"attribute CVAE: val recon {attr_history.val[-1]['recon']:.1f}, kl {attr_history.val[-1]['kl']:.1f}")
 
 # %% [markdown]
+# ### Exercise 2 · Switch one attribute
+# The edits below set or flip one entry of the 40-d multi-hot condition. Write `toggle(c, index, value=None)`: it
+# returns a **copy** of `c` `[N, 40]` with column `index` set to `value`, or flipped (0 ↔ 1) when `value` is None.
+# (Why a copy? The conditions of the input faces must stay as they are for the other rows of the figure.)
+
+# %%
+def toggle(c, index, value=None):
+    ### BEGIN SOLUTION
+    c = c.clone()
+    c[:, index] = (1.0 - c[:, index]) if value is None else value
+    return c
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_toggle
+
+check_toggle(toggle)
+
+# %% [markdown]
 # Same faces, their own z, one attribute switched at a time (left: attributes, right: CLIP with a text):
 
 # %%
@@ -349,7 +389,7 @@ show(cvaelib.show_grid(torch.cat([xa.cpu(), recon] + clip_rows), ncols=6,
 # python -m cvaelib train --model attr-cvae --dataset celeba:cvae-work/celeba_prepared --epochs 10 --out runs/attr
 # ```
 #
-# **Exercises**
+# **Open questions**
 # 1. Rank the five injection points by validation KL and by reconstruction.  Do they agree with the sources?
 #    Train `input` and `down3` twice as long: does the ranking hold?
 # 2. Turn on the perceptual loss (`ResidualVAE(..., perceptual=1.0)`) for the best variant and compare the SSIM
@@ -361,5 +401,5 @@ show(cvaelib.show_grid(torch.cat([xa.cpu(), recon] + clip_rows), ncols=6,
 # matters; a CLIP condition trades the precision of labels for an open vocabulary.
 #
 # ## What's next
-# Lesson 07 leaves faces for everyday scenes: COCO photos with their captions - and shows where a CVAE's blur
+# [07 · Text to image on COCO](07_coco_text_to_image.ipynb) leaves faces for everyday scenes: COCO photos with their captions - and shows where a CVAE's blur
 # becomes the limit.

@@ -25,7 +25,8 @@
 #
 # **Prerequisites:** lesson 06.
 # **Runtime:** on a Colab T4 about 10 min to download and prepare ~10,000 themed COCO images, then about 15 min of
-# training at 64×64 (about 4× that at 128×128).  `SMOKE=1`: seconds, on the 100-image COCO sample.
+# training at 64×64 (about 4× that at 128×128).  On a laptop CPU the full run takes hours (estimate: training is
+# roughly 20× slower than on a T4), so use `SMOKE=1` there: seconds, on the 100-image COCO sample.
 #
 # Data: Microsoft COCO (Lin et al. 2014, "Microsoft COCO: Common Objects in Context", https://arxiv.org/abs/1405.0312;
 # captions: Chen et al. 2015, https://arxiv.org/abs/1504.00325; annotations CC BY 4.0, images under their Flickr
@@ -191,6 +192,50 @@ if not env.smoke:
 show(cvaelib.show_grid(torch.cat([x[:8], rec[:8]]), ncols=8, title="photo / reconstruction: detail is gone"))
 
 # %% [markdown]
+# ### Exercise 1 · The CLIP score
+# Write it: the cosine similarity between row i of `image_emb` `[N, D]` and row i of `text_emb` (`[N, D]`, or one
+# row `[1, D]` that is compared with every image), averaged over the rows. Embeddings may not be normalised.
+
+# %%
+import torch.nn.functional as F
+
+
+def my_clip_score(image_emb, text_emb):
+    ### BEGIN SOLUTION
+    return (F.normalize(image_emb, dim=-1) * F.normalize(text_emb, dim=-1)).sum(-1).mean()
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_clip_score
+
+check_clip_score(my_clip_score)
+
+# %% [markdown]
+# ### Exercise 2 · The Fréchet distance behind FID
+# FID fits a Gaussian to each set of Inception features (mean μ, covariance Σ) and measures
+# $\lVert\mu_1-\mu_2\rVert^2 + \mathrm{Tr}\big(\Sigma_1+\Sigma_2-2(\Sigma_1\Sigma_2)^{1/2}\big)$ (Heusel et al. 2017).
+# Write it with numpy for given statistics; `scipy.linalg.sqrtm` is the *matrix* square root (keep its `.real`
+# part: rounding can add tiny imaginary parts).
+
+# %%
+import numpy as np
+import scipy.linalg
+
+
+def frechet(mu1, sigma1, mu2, sigma2):
+    ### BEGIN SOLUTION
+    root = scipy.linalg.sqrtm(sigma1 @ sigma2).real
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * root))
+    ### END SOLUTION
+
+
+# %%
+from cvaelib.teach import check_frechet_distance
+
+check_frechet_distance(frechet)
+
+# %% [markdown]
 # **Why the blur?**  The decoder outputs one value per pixel and is trained with a per-pixel likelihood.  When the
 # condition and z leave the exact position of every blade of grass uncertain, the loss is minimised by the
 # *average* of all plausible images - and the average of many sharp images is a blurry one.  A larger latent, a
@@ -208,7 +253,7 @@ show(cvaelib.show_grid(torch.cat([x[:8], rec[:8]]), ncols=8, title="photo / reco
 # - **Diffusion models** (Ho et al. 2020) and **latent diffusion** (Rombach et al. 2022, Stable Diffusion) generate
 #   by removing noise step by step; they are what text-to-image means today.
 #
-# **Exercises**
+# **Open questions**
 # 1. Set `SIZE = 128` and retrain (a T4 runs it at roughly a quarter of the 64×64 speed).  Does SSIM improve or
 #    get worse?  Why would a bigger image make the per-pixel average *more* blurry?
 # 2. Compare `bridge="direct"` with the default retrieval bridge by CLIP score.  Which one matches the caption
@@ -218,3 +263,6 @@ show(cvaelib.show_grid(torch.cat([x[:8], rec[:8]]), ncols=8, title="photo / reco
 #
 # **Takeaway:** a CLIP-CVAE draws the gist of a caption - colours and layout - but a per-pixel likelihood averages
 # away detail; discrete latents and diffusion are the tools that keep it.
+#
+# ## What's next
+# Back to [the course overview](../README.md) for the lessons that go beyond the CVAE.

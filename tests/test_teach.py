@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from cvaelib.errors import KitError
-from cvaelib.teach import (ExerciseError, check_class_samples, check_condition_concat, check_kl,
+from cvaelib.teach import (ExerciseError, check_class_samples, check_clip_score, check_condition_concat,
+                           check_condition_mix, check_frechet_distance, check_kl, check_midpoint_norms,
                            check_perturb_condition, check_prompt_rule, check_recon_loss, check_reconstruct,
-                           check_reparameterize, check_similarity_matrix, check_slerp, check_value)
+                           check_reparameterize, check_similarity_matrix, check_slerp, check_toggle, check_value)
 from cvaelib.teach import config
 from cvaelib.teach.badges import rewrite_text
 from cvaelib.teach.cli import main
@@ -45,6 +46,31 @@ def _slerp(z0, z1, steps):
     return direction * ((1 - t) * n0 + t * n1)
 
 
+def _toggle(c, index, value=None):
+    c = c.clone()
+    c[:, index] = (1.0 - c[:, index]) if value is None else value
+    return c
+
+
+def _toggle_in_place(c, index, value=None):
+    c[:, index] = (1.0 - c[:, index]) if value is None else value
+    return c
+
+
+def _frechet(m1, s1, m2, s2, sqrt=None):
+    import numpy as np
+    import scipy.linalg
+
+    root = scipy.linalg.sqrtm(s1 @ s2).real if sqrt is None else sqrt(s1, s2)
+    return float(np.sum((m1 - m2) ** 2) + np.trace(s1 + s2 - 2 * root))
+
+
+def _midpoints(z0, z1):
+    from cvaelib import interpolate as walk
+
+    return float(walk.lerp(z0, z1, 3)[1].norm()), float(walk.slerp(z0, z1, 3)[1].norm())
+
+
 RIGHT = [
     (check_recon_loss, lambda logits, x: F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)),
     (check_reconstruct, lambda m, x: torch.sigmoid(m.decode(m.encode(x)[0]))),
@@ -58,6 +84,11 @@ RIGHT = [
     (check_similarity_matrix, lambda t, i: F.normalize(t, dim=-1) @ F.normalize(i, dim=-1).T),
     (check_perturb_condition, lambda c, xi: F.normalize(
         c + xi * c.norm(dim=-1, keepdim=True) * F.normalize(torch.randn_like(c), dim=-1), dim=-1)),
+    (check_midpoint_norms, _midpoints),
+    (check_condition_mix, lambda ci, ct, f: F.normalize(f * ci + (1 - f) * ct, dim=-1)),
+    (check_toggle, _toggle),
+    (check_clip_score, lambda i, t: (F.normalize(i, dim=-1) * F.normalize(t, dim=-1)).sum(-1).mean()),
+    (check_frechet_distance, _frechet),
 ]
 
 
@@ -107,6 +138,19 @@ WRONG = [
     (check_perturb_condition, lambda c, xi: c + xi * torch.randn_like(c), "length 1"),
     (check_perturb_condition, lambda c, xi: F.normalize(c + xi * torch.randn_like(c), dim=-1), "xi * |c| exactly"),
     (check_perturb_condition, lambda c, xi: c.clone(), "no noise"),
+    (check_midpoint_norms, lambda a, b: _midpoints(a, b)[::-1], "opposite order"),
+    (check_midpoint_norms, lambda a, b: (float(a.norm()), float(b.norm())), "end point"),
+    (check_condition_mix, lambda ci, ct, f: f * ci + (1 - f) * ct, "unit-length"),
+    (check_condition_mix, lambda ci, ct, f: F.normalize((1 - f) * ci + f * ct, dim=-1), "f weights the text"),
+    (check_toggle, _toggle_in_place, "in place"),
+    (check_toggle, lambda c, i, value=None: torch.ones_like(c), "also changed other attributes"),
+    (check_clip_score, lambda i, t: (i * t).sum(-1).mean(), "unnormalised"),
+    (check_clip_score, lambda i, t: (F.normalize(i, dim=-1) @ F.normalize(t, dim=-1).T).mean(), "whole similarity"),
+    (check_frechet_distance, lambda m1, s1, m2, s2: float(((m1 - m2) ** 2).sum()), "only have the mean term"),
+    (check_frechet_distance, lambda *a: _frechet(*a, sqrt=lambda s1, s2: (s1 * s2).clip(0) ** 0.5),
+     "root of each entry"),
+    (check_frechet_distance, lambda *a: _frechet(*a) - float(((a[0] - a[2]) ** 2).sum())
+     + float(((a[0] - a[2]) ** 2).sum()) ** 0.5, "squared"),
 ]
 
 

@@ -71,6 +71,11 @@ def _require_tensor(check: str, out: Any, shape: Sequence[int] | None = None, wh
     return out
 
 
+def _fmt(t: Tensor) -> str:
+    """A short tensor for a message: ``[0.75, 0.69]``."""
+    return "[" + ", ".join(f"{float(v):.2f}" for v in t.flatten()[:8]) + (", ..." if t.numel() > 8 else "") + "]"
+
+
 def _close(a: Tensor, b: Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=rtol, atol=atol)
 
@@ -192,7 +197,7 @@ def check_reparameterize(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     mean, std = z.mean(0), z.std(0)
     want_std = torch.tensor([1.0, 2.0, 0.5])
     if not torch.allclose(mean, mu[0].detach(), atol=0.05):
-        raise _fail(check, f"the samples' mean is {mean.numpy().round(2).tolist()}, expected mu = [0, 2, -1].",
+        raise _fail(check, f"the samples' mean is {_fmt(mean)}, expected mu = [0, 2, -1].",
                     "z = mu + std * eps: the noise eps must have mean 0 (torch.randn, not torch.rand).")
     if torch.allclose(std, torch.tensor([1.0, 4.0, 0.25]), rtol=0.05):
         raise _fail(check, "your noise is scaled by the variance exp(logvar), not the standard deviation.",
@@ -201,7 +206,7 @@ def check_reparameterize(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
         raise _fail(check, "your noise is not scaled by sigma (every dimension has std 1).",
                     "multiply eps by torch.exp(0.5 * logvar).")
     if not torch.allclose(std, want_std, rtol=0.05):
-        raise _fail(check, f"the samples' standard deviation is {std.numpy().round(2).tolist()}, expected "
+        raise _fail(check, f"the samples' standard deviation is {_fmt(std)}, expected "
                            f"[1.0, 2.0, 0.5] for logvar = [0, log 4, log 0.25].",
                     "sigma = torch.exp(0.5 * logvar); eps from torch.randn_like(mu) (a standard normal).")
     _ok(check, "mean mu, standard deviation exp(logvar / 2), and gradients reach both")
@@ -356,6 +361,36 @@ def check_slerp(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
                 "normalise z0 and z1 first (u = z / z.norm()), and use the same t for both sin terms.")
 
 
+def check_midpoint_norms(fn: Callable[[Tensor, Tensor], tuple[float, float]]) -> None:
+    """``fn(z0, z1) -> (norm of the lerp midpoint, norm of the slerp midpoint)``.
+
+    Reference: :func:`cvaelib.interpolate.lerp` and :func:`cvaelib.interpolate.slerp` with 3 steps.
+    """
+    from ..interpolate import lerp, slerp
+
+    check = "check_midpoint_norms"
+    _require_callable(check, fn, "midpoint_norms")
+    g = torch.Generator().manual_seed(3)
+    z0, z1 = torch.randn(64, generator=g), torch.randn(64, generator=g)
+    out = _call(check, fn, z0, z1)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise _fail(check, f"return two numbers (lerp's midpoint norm, slerp's midpoint norm), got {out!r:.80}.",
+                    "return float(line[1].norm()), float(arc[1].norm()).")
+    got = [_scalar(check, v, "norm") for v in out]
+    want = [float(lerp(z0, z1, 3)[1].norm()), float(slerp(z0, z1, 3)[1].norm())]
+    if all(math.isclose(a, b, rel_tol=1e-3) for a, b in zip(got, want)):
+        _ok(check, f"lerp's midpoint is {want[0] / want[1]:.2f} times as long as slerp's in 64-D")
+        return
+    if all(math.isclose(a, b, rel_tol=1e-3) for a, b in zip(got, want[::-1])):
+        raise _fail(check, "you returned the two norms in the opposite order.", "return (lerp norm, slerp norm).")
+    ends = [float(z0.norm()), float(z1.norm())]
+    if any(math.isclose(v, e, rel_tol=1e-3) for v in got for e in ends):
+        raise _fail(check, "one of your norms is the norm of an end point, not of the midpoint.",
+                    "with steps=3 the path is [z0, midpoint, z1]: take row 1.")
+    raise _fail(check, f"your norms are {got[0]:.3f}, {got[1]:.3f}; expected {want[0]:.3f}, {want[1]:.3f}.",
+                "midpoints: walk.lerp(z0, z1, 3)[1] and walk.slerp(z0, z1, 3)[1]; then .norm().")
+
+
 def check_prompt_rule(fn: Callable[[str], bool], label: int = 6, dataset: str = "fashion-mnist",
                       texts: Sequence[str] | None = None) -> None:
     """``fn(text) -> bool``: does the prompt ask for class ``label``?  Compared with :func:`cvaelib.prompts.parse_prompt`.
@@ -476,3 +511,136 @@ def check_value(value: Any, low: float, high: float, name: str = "value", hint: 
         raise _fail(check, f"{name} = {v:.4g} is outside the plausible range [{low}, {high}].",
                     hint or "re-read the exercise: which quantity, and in which units?")
     _ok(check, f"{name} = {v:.4g}")
+
+
+# --- 06: faces, attributes and condition arithmetic ---------------------------------------------------------------
+def check_condition_mix(fn: Callable[[Tensor, Tensor, float], Tensor]) -> None:
+    """``fn(c_image [N, D], c_text [D], f)``: ``normalise(f * c_image + (1 - f) * c_text)`` per row.
+
+    Reference: the mixing rule of :func:`cvaelib.clip_generate.manipulate` (f = 1 keeps the image's embedding).
+    """
+    check = "check_condition_mix"
+    _require_callable(check, fn, "mix_condition")
+    g = torch.Generator().manual_seed(0)
+    c_img = F.normalize(torch.randn(4, 16, generator=g), dim=-1)
+    c_txt = F.normalize(torch.randn(16, generator=g), dim=-1)
+    for f in (1.0, 0.3):
+        out = _require_tensor(check, _call(check, fn, c_img, c_txt, f), c_img.shape, "condition").detach().float()
+        want = F.normalize(f * c_img + (1 - f) * c_txt, dim=-1)
+        if _close(out, want):
+            continue
+        if _close(out, F.normalize((1 - f) * c_img + f * c_txt, dim=-1)):
+            raise _fail(check, "f weights the text instead of the image (f = 1 must give back the image's own "
+                               "embedding, i.e. the reconstruction).", "f * c_image + (1 - f) * c_text.")
+        if _close(F.normalize(out, dim=-1), want):
+            raise _fail(check, f"your conditions have lengths {_fmt(out.norm(dim=-1))}; the "
+                               f"model was trained on unit-length CLIP embeddings.",
+                        "normalise the mix: F.normalize(..., dim=-1).")
+        raise _fail(check, f"for f = {f} your condition differs from normalise(f * c_image + (1 - f) * c_text).",
+                    "c_text has shape [D]; broadcasting adds it to every row of c_image.")
+    _ok(check, "f = 1 gives the image's embedding, smaller f moves along the mix toward the text, unit length")
+
+
+def check_toggle(fn: Callable[..., Tensor]) -> None:
+    """``fn(c, index, value=None)``: a *copy* of multi-hot conditions with attribute ``index`` set (or flipped).
+
+    Reference: :meth:`cvaelib.models.AttributeCVAE.toggle`.
+    """
+    from ..models import AttributeCVAE
+
+    check = "check_toggle"
+    _require_callable(check, fn, "toggle")
+    names = [f"attr_{i}" for i in range(6)]
+    model = AttributeCVAE(image_shape=(3, 32, 32), latent_dim=4, width=4, attribute_names=names)
+    c = torch.tensor([[1.0, 0, 1, 0, 0, 1], [0, 0, 1, 1, 0, 0]])
+    original = c.clone()
+    for index, value in ((3, 1.0), (2, None), (0, 0.0)):
+        out = _call(check, fn, c, index) if value is None else _call(check, fn, c, index, value)
+        out = _require_tensor(check, out, c.shape, "conditions").detach().float()
+        if not torch.equal(c, original):
+            raise _fail(check, "your function changed the conditions passed in (in place).",
+                        "work on a copy: c = c.clone() first, or the faces' own labels change too.")
+        want = model.toggle(c, names[index], value)
+        if torch.equal(out, want):
+            continue
+        others = [j for j in range(c.shape[1]) if j != index]
+        if not torch.equal(out[:, others], c[:, others]):
+            raise _fail(check, f"setting attribute {index} also changed other attributes.",
+                        "change only the column c[:, index].")
+        if value is None:
+            raise _fail(check, f"with value=None attribute {index} should flip (0 -> 1, 1 -> 0); got column "
+                               f"{out[:, index].tolist()} from {c[:, index].tolist()}.", "1.0 - c[:, index].")
+        raise _fail(check, f"attribute {index} should be set to {value} in every row; got {out[:, index].tolist()}.",
+                    "c[:, index] = value (on a copy).")
+    _ok(check, "sets or flips one attribute on a copy, like AttributeCVAE.toggle")
+
+
+# --- 07: measuring generated images ---------------------------------------------------------------------------
+def check_clip_score(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
+    """``fn(image_emb [N, D], text_emb [N, D] or [1, D])``: mean cosine similarity of the paired rows.
+
+    Reference: :func:`cvaelib.metrics.clip_score`.
+    """
+    from ..metrics import clip_score
+
+    check = "check_clip_score"
+    _require_callable(check, fn, "clip_score")
+    g = torch.Generator().manual_seed(0)
+    img, txt = torch.randn(6, 8, generator=g) * 3, torch.randn(6, 8, generator=g)
+    for t in (txt, txt[:1]):
+        got = _scalar(check, _call(check, fn, img, t), "CLIP score")
+        want = float(clip_score(img, t))
+        if math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-6):
+            continue
+        if math.isclose(got, float((img * t).sum(-1).mean()), rel_tol=1e-4):
+            raise _fail(check, "that is the mean dot product of unnormalised embeddings.",
+                        "normalise both to unit length first (F.normalize(x, dim=-1)).")
+        if math.isclose(got, float((F.normalize(img, dim=-1) @ F.normalize(t, dim=-1).T).mean()), rel_tol=1e-4):
+            raise _fail(check, "you averaged the whole similarity matrix; only row i of the images pairs with row i "
+                               "of the texts.", "(F.normalize(img, dim=-1) * F.normalize(txt, dim=-1)).sum(-1).mean()")
+        raise _fail(check, f"your score is {got:.4f}, expected {want:.4f}"
+                           f"{' with one text row for all images' if len(t) == 1 else ''}.",
+                    "cosine of each image row with its text row (one text row broadcasts), then the mean.")
+    _ok(check, "mean cosine of paired rows, as cvaelib.metrics.clip_score")
+
+
+def check_frechet_distance(fn: Callable[..., float]) -> None:
+    """``fn(mu1, sigma1, mu2, sigma2)`` (numpy): ``|mu1 - mu2|^2 + Tr(sigma1 + sigma2 - 2 sqrt(sigma1 sigma2))``.
+
+    Reference: :func:`cvaelib.metrics.frechet_distance` (pytorch-fid's formula) on two feature sets.
+    """
+    import numpy as np
+
+    from ..metrics.fid import feature_statistics, frechet_distance
+
+    check = "check_frechet_distance"
+    _require_callable(check, fn, "frechet")
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(400, 6, generator=g).double()
+    b = (torch.randn(400, 6, generator=g) @ torch.diag(torch.tensor([2.0, 1, 1, 0.5, 1, 1]))).double() + 0.5
+    (m1, s1), (m2, s2) = feature_statistics(a), feature_statistics(b)
+    same = _scalar(check, _call(check, fn, m1, s1, m1, s1), "distance")
+    if abs(same) > 1e-4:
+        raise _fail(check, f"the distance of a distribution to itself should be 0, yours is {same:.4f}.",
+                    "the trace term is Tr(s1 + s2 - 2 * sqrtm(s1 @ s2)) with scipy.linalg.sqrtm (a matrix square "
+                    "root), which is s1 when s1 == s2.")
+    got = _scalar(check, _call(check, fn, m1, s1, m2, s2), "distance")
+    want = frechet_distance(a, b)
+    if math.isclose(got, want, rel_tol=1e-3):
+        _ok(check, f"{got:.4f}, the same as cvaelib.metrics.frechet_distance")
+        return
+    mean_term = float(np.sum((m1 - m2) ** 2))
+    if math.isclose(got, mean_term, rel_tol=1e-3):
+        raise _fail(check, "you only have the mean term; the covariances matter too.",
+                    "add np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2)).")
+    if math.isclose(got, float(np.sum(np.abs(m1 - m2))) + want - mean_term, rel_tol=1e-3) or \
+            math.isclose(got, float(np.sqrt(mean_term)) + want - mean_term, rel_tol=1e-3):
+        raise _fail(check, "the mean term should be the *squared* distance |mu1 - mu2|^2.",
+                    "np.sum((mu1 - mu2) ** 2).")
+    # only the diagonal of an element-wise root enters the trace, so every variant (abs, clip, nan) gives this
+    elementwise = mean_term + float(np.trace(s1 + s2) - 2 * np.sum(np.sqrt(np.abs(np.diag(s1) * np.diag(s2)))))
+    if math.isclose(got, elementwise, rel_tol=1e-3):
+        raise _fail(check, "np.sqrt takes the square root of each entry; FID needs the *matrix* square root.",
+                    "scipy.linalg.sqrtm(s1 @ s2) (take .real: rounding adds tiny imaginary parts).")
+    raise _fail(check, f"your distance is {got:.4f}, expected {want:.4f}.",
+                "|mu1 - mu2|^2 + Tr(s1 + s2 - 2 sqrtm(s1 @ s2)), with scipy.linalg.sqrtm and its .real part.")

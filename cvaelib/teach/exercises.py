@@ -77,7 +77,8 @@ def _title(nb: Any, index: int) -> tuple[str, str]:
     m = _TITLE_HEADING.search(prompt)
     if m:
         return m.group("title").strip(" *#"), prompt
-    text = re.sub(r"[*_`#>]|\*\*\d+\.\*\*", "", prompt).strip()
+    body = "\n".join(line for line in prompt.split("\n") if not line.lstrip().startswith("#"))
+    text = re.sub(r"\*\*\d+\.\*\*|^\s*\d+\.\s|[*`>]", "", body, flags=re.MULTILINE).strip()
     first = re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0] if text else ""
     return (first[:90].rstrip(" .") or "complete the solution"), prompt
 
