@@ -94,7 +94,7 @@ def train_clip_cvae(dataset: str, out: str | os.PathLike, root: str | os.PathLik
     encoder = clip_for_dataset(clip, data.name, root, out, tiny_seconds, seed, device, progress)
     cache = None if clip == "tiny" else out / "clip_cache" / "train"
     emb = image_embeddings(encoder, data.images, cache)
-    cond = ImageData(data.images, emb, data.class_names, data.name, {"class_ids": data.labels})
+    cond = ImageData(data.images, emb, data.class_names, data.name)  # labels = CLIP image embeddings
     train, val = train_val_split(cond, 0.1, seed=seed)
     torch.manual_seed(seed)
     model = ClipConditionalVAE(data.shape, cond_dim=encoder.embed_dim, latent_dim=latent_dim, inject=inject,

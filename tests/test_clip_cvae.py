@@ -26,14 +26,14 @@ from cvaelib.errors import KitError
 from cvaelib.models import build_model
 from cvaelib.models.clip_cvae import INJECT_POINTS, ClipConditionalVAE, perturb_condition
 
-TEST_STEPS = 250  # same settings as tests/test_tiny_clip.py -> the same cached TinyCLIP
+TEST_STEPS = 300  # same settings as tests/test_tiny_clip.py -> the same cached TinyCLIP
 
 
 @pytest.fixture(scope="module")
 def run(data_root, tmp_path_factory):
     """A clip-cvae trained for a few seconds on 20,000 real MNIST images with the cached test TinyCLIP."""
     out = tmp_path_factory.mktemp("clip_cvae")
-    enc = get_tiny_clip("mnist", data_root, seconds=900.0, max_steps=TEST_STEPS, progress=False)
+    enc = get_tiny_clip("mnist", data_root, seconds=3000.0, max_steps=TEST_STEPS, progress=False)
     save_tiny_clip(enc, out / TINY_FILE)  # the run folder's TinyCLIP is used, not retrained
     r = train_clip_cvae("mnist", out, data_root, epochs=3, max_seconds=25, limit=20000, progress=False)
     return out, r

@@ -261,9 +261,8 @@ def train_tiny_clip(dataset: str = "mnist", root: str | os.PathLike | None = Non
         elapsed = time.perf_counter() - t0
         if elapsed >= seconds or (max_steps is not None and step >= max_steps):
             break
-        frac = elapsed / seconds
-        if max_steps is not None:
-            frac = max(frac, step / max_steps)
+        # the learning rate follows a cosine over the step budget when there is one (reproducible), else over time
+        frac = step / max_steps if max_steps is not None else elapsed / seconds
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
         idx = torch.randint(0, n, (batch_size,), generator=gen).to(device)
