@@ -35,6 +35,8 @@ from .data import ImageData, TensorBatches
 from .errors import KitError
 
 ENV_VARS = ("RANK", "WORLD_SIZE")
+#: buffers that do not change during training and need no per-step broadcast (CLIP retrieval bank, gap centres)
+STATIC_BUFFERS = ("bank", "bank_count", "image_center", "text_center", "gap_is_set")
 
 
 def launched() -> bool:
@@ -133,7 +135,13 @@ def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(_LossModule(model), device_ids=ids, output_device=device.index if ids else None)
+    wrapper = _LossModule(model)
+    # DDP re-sends every buffer from rank 0 before each step (batch-norm statistics need that); a retrieval bank
+    # (megabytes, filled only after training) does not, so it stays out of that traffic.
+    static = [f"model.{name}" for name, _ in model.named_buffers() if name.split(".")[-1] in STATIC_BUFFERS]
+    if static and hasattr(DDP, "_set_params_and_buffers_to_ignore_for_model"):
+        DDP._set_params_and_buffers_to_ignore_for_model(wrapper, static)
+    return DDP(wrapper, device_ids=ids, output_device=device.index if ids else None)
 
 
 class ShardedBatches(TensorBatches):
