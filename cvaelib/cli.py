@@ -24,8 +24,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "cvae": {"latent_dim": 16},
     "resvae": {"latent_dim": 128},
     "attr-cvae": {"latent_dim": 128},
+    "clip-cvae": {"latent_dim": 16},
 }
-TRAIN_MODELS = ["ae", "vae", "vae-mlp", "cvae", "resvae", "attr-cvae"]
+TRAIN_MODELS = ["ae", "vae", "vae-mlp", "cvae", "resvae", "attr-cvae", "clip-cvae"]
 #: models for 64x64 colour data from a prepared folder (--dataset celeba:DIR / coco:DIR)
 PREPARED_MODELS = ("resvae", "attr-cvae")
 
@@ -55,12 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model and write checkpoint.pt, metrics.json, samples.png")
-    t.add_argument("--model", required=True, help="ae, vae, vae-mlp, cvae; resvae, attr-cvae (prepared CelebA/COCO)")
+    t.add_argument("--model", required=True,
+                   help="ae, vae, vae-mlp, cvae, clip-cvae; resvae, attr-cvae (prepared CelebA/COCO)")
     t.add_argument("--cond", default="concat", help="CVAE condition: concat, additive or onehot")
     t.add_argument("--dataset", required=True, help="digits (bundled), mnist, fashion-mnist, or a prepared folder: "
                    "celeba:DIR / coco:DIR (written by python -m data_prep.celeba / data_prep.coco)")
-    t.add_argument("--injection", default="down3", help="resvae condition injection: none, input, down3, down4, latent")
-    t.add_argument("--clip", default="ViT-B/32", help="CLIP for resvae conditions (a name, file, or tiny:PATH)")
+    t.add_argument("--injection", default="down3",
+                   help="resvae condition injection: none, input, down3, down4, latent; "
+                   "clip-cvae: features (default), hidden, input")
+    t.add_argument("--clip", default=None, help="CLIP for resvae / clip-cvae conditions (a name, file, or tiny:PATH; "
+                   "default ViT-B/32 for resvae; clip-cvae: tiny = train or reuse TinyCLIP in the output folder)")
+    t.add_argument("--tiny-seconds", type=_positive(float, "--tiny-seconds"), default=150.0,
+                   help="clip-cvae: TinyCLIP training budget (cached in ~/.cache/cvaelib)")
+    t.add_argument("--cond-noise", type=_positive(float, "--cond-noise", True), default=0.1,
+                   help="clip-cvae: LAFITE perturbation of the image embeddings while training")
     t.add_argument("--image-size", type=_positive(int, "--image-size"), default=64, help="prepared size (64 or 128)")
     t.add_argument("--perceptual", type=_positive(float, "--perceptual", True), default=0.0,
                    help="weight of the VGG19 perceptual loss for resvae/attr-cvae (0 = off; needs VGG19 weights)")
@@ -91,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="PNG file for the grid")
     g.add_argument("--npy", default=None, help="also write float32 [N, C, H, W] in [0, 1]")
     g.add_argument("--device", default=None)
+    g.add_argument("--prompt", default=None, help="text to draw (clip-cvae: any text, e.g. 'a handwritten seven')")
+    g.add_argument("--to", default=None, help="clip-cvae: interpolate from --prompt to this text in --n steps")
+    g.add_argument("--image-npy", default=None, help="clip-cvae: images [N, C, H, W] in [0, 1]: image -> image, or "
+                   "with --prompt attribute manipulation by --factor")
+    g.add_argument("--factor", type=float, default=0.5, help="clip-cvae manipulation: weight of the image embedding")
+    g.add_argument("--bridge", default="retrieval", help="clip-cvae text bridge: retrieval, shift or direct")
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("reconstruct", help="reconstruct images given as .npy")
@@ -167,6 +182,9 @@ def train_run(model_name: str, dataset: str, out: str | Path, data_root: str | N
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
+    if args.model == "clip-cvae":
+        return _train_clip_cvae(args)
+
     from .checkpoint import check_writable
     from .data import check_dataset_name, load_dataset, train_val_split
     from .models import build_model
@@ -199,7 +217,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         config["attribute_names"] = list(train.class_names)
     elif args.model == "resvae" and args.injection != "none":
         config["cond_dim"] = int(train.labels.shape[1])  # the CLIP embedding size
-        config["clip"] = args.clip  # generation loads the same CLIP with load_clip(config["clip"])
+        config["clip"] = args.clip or "ViT-B/32"  # generation loads the same CLIP with load_clip(config["clip"])
     torch.manual_seed(args.seed)
     model = build_model(config)
     meta = {"dataset": dataset, "class_names": data.class_names}
@@ -249,7 +267,7 @@ def _prepared_data(args: argparse.Namespace, prepared: tuple[str, Path], out: Pa
     if args.model == "resvae" and args.injection != "none":
         from .clip import load_clip
 
-        encoder = load_clip(args.clip, device=device)
+        encoder = load_clip(args.clip or "ViT-B/32", device=device)
         cache = out / "clip_cache"
         train = with_clip_condition(train, encoder, cache / "train")
         val = with_clip_condition(val, encoder, cache / "val")
@@ -298,6 +316,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .generate import generate_images, resolve_label
     from .viz import save_grid, show_grid
 
+    if _is_clip_cvae(args.checkpoint):
+        return _generate_clip(args)
+
     model = _load(args)
     names = _class_names(model)
     label = None
@@ -345,6 +366,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     x = x.astype(np.float32)
     if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise KitError("--npy-in values must be finite and in [0, 1] (or uint8 0..255)")
+    if model.name == "clip-cvae":
+        return _reconstruct_clip(args, x)
     lab = None
     if labels is not None:
         if labels.shape != (len(x),):
@@ -377,6 +400,109 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .data import fetch
 
     print(f"{args.dataset} is in {fetch(args.dataset, args.data_root)}")
+    return 0
+
+
+# --- CLIP-conditioned CVAE (clip-cvae): train / generate / reconstruct ------------------------------------------------
+def _is_clip_cvae(checkpoint: str) -> bool:
+    from .checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint).get("config", {}).get("model") == "clip-cvae"
+
+
+def _train_clip_cvae(args: argparse.Namespace) -> dict[str, Any]:
+    """``train --model clip-cvae``: TinyCLIP (trained, or loaded from OUT/tinyclip.pt) or a real CLIP, then the CVAE."""
+    from .checkpoint import check_writable
+    from .clip.captions import SYNONYMS, example_prompts
+    from .clip_generate import generate_from_text, train_clip_cvae
+    from .data import check_dataset_name
+    from .models.clip_cvae import INJECT_POINTS
+    from .viz import save_grid, show_grid
+
+    dataset = check_dataset_name(args.dataset)
+    clip = args.clip or "tiny"
+    if clip == "tiny" and dataset not in SYNONYMS:
+        raise KitError(f"TinyCLIP has captions for {', '.join(SYNONYMS)} only; use --clip ViT-B/32 for {dataset}")
+    inject = "features" if args.injection in (None, "down3") else args.injection
+    if inject not in INJECT_POINTS:
+        raise KitError(f"unknown --injection {inject!r} for clip-cvae; choose one of: {', '.join(INJECT_POINTS)}")
+    out = Path(args.out)
+    check_writable(out)
+    run = train_clip_cvae(dataset, out, args.data_root, clip=clip, tiny_seconds=args.tiny_seconds,
+                          epochs=args.epochs, max_seconds=args.max_seconds, latent_dim=args.latent_dim or 16,
+                          inject=inject, beta=1.0 if args.beta is None else args.beta, cond_noise=args.cond_noise,
+                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                          progress=not args.quiet, resume=args.resume, every=args.every, limit=args.limit)
+    metrics = run["metrics"]
+    _write_json(out / "metrics.json", metrics)
+    model, encoder = run["model"], run["encoder"]
+    if dataset in SYNONYMS:  # samples.png: one example prompt per class, one row each
+        import torch
+
+        prompts = [texts[0] for texts in example_prompts(dataset).values()]
+        rows = [generate_from_text(model, encoder, text, 8, seed=args.seed + i) for i, text in enumerate(prompts)]
+        save_grid(show_grid(torch.cat(rows), ncols=8, title="rows: " + "; ".join(prompts)), out / "samples.png")
+    if run["history"].interrupted:
+        raise KeyboardInterrupt
+    return metrics
+
+
+def _generate_clip(args: argparse.Namespace) -> int:
+    """``generate`` for a clip-cvae checkpoint: --prompt (text->image), --image-npy (image->image),
+    both (attribute manipulation by --factor), --prompt A --to B (interpolation), same outputs as labels."""
+    import numpy as np
+    import torch
+
+    from .clip_generate import (generate_from_images, generate_from_text, interpolate, load_clip_cvae,
+                                manipulate)
+    from .viz import save_grid, show_grid
+
+    if args.label is not None:
+        raise KitError("this clip-cvae model is conditioned on CLIP embeddings: use --prompt TEXT instead of --label")
+    if args.prompt is None and args.image_npy is None:
+        raise KitError("clip-cvae needs --prompt TEXT (text -> image) or --image-npy FILE (image -> image)")
+    model, encoder = load_clip_cvae(args.checkpoint, args.device)
+    images = None
+    if args.image_npy is not None:
+        arr = _read_npy(args.image_npy, "--image-npy")
+        if arr.ndim == 3 and model.image_shape[0] == 1:
+            arr = arr[:, None]
+        if arr.dtype == np.uint8:
+            arr = arr.astype(np.float32) / 255.0
+        images = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if args.to is not None:
+        if args.prompt is None:
+            raise KitError("--to needs a start: --prompt A --to B interpolates between two prompts")
+        out = interpolate(model, encoder, args.prompt, args.to, steps=max(2, args.n), seed=args.seed,
+                          bridge=args.bridge)
+        title = f"{args.prompt} -> {args.to}"
+    elif images is not None and args.prompt is not None:
+        out = manipulate(model, encoder, images, args.prompt, image_embed_factor=args.factor, bridge=args.bridge)
+        title = f"toward '{args.prompt}' (image factor {args.factor})"
+    elif images is not None:
+        per = -(-args.n // len(images)) if len(images) else 1
+        out = generate_from_images(model, encoder, images, n_per_image=per, seed=args.seed)[:args.n]
+        title = "conditioned on the given images"
+    else:
+        out = generate_from_text(model, encoder, args.prompt, args.n, seed=args.seed, bridge=args.bridge)
+        title = args.prompt
+    save_grid(show_grid(out, ncols=min(len(out), 8), title=title), args.out)
+    if args.npy:
+        _save_npy(args.npy, out.numpy().astype("float32"))
+    print(f"wrote {len(out)} images to {args.out}" + (f" and {args.npy}" if args.npy else ""))
+    return 0
+
+
+def _reconstruct_clip(args: argparse.Namespace, x) -> int:
+    import numpy as np
+    import torch
+
+    from .clip_generate import load_clip_cvae, reconstruct
+
+    model, encoder = load_clip_cvae(args.checkpoint, args.device)
+    recon = reconstruct(model, encoder, torch.from_numpy(x))
+    _save_npy(args.npy_out, recon.numpy().astype(np.float32))
+    print(f"wrote {len(recon)} reconstructions to {args.npy_out}")
     return 0
 
 
