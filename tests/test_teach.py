@@ -371,12 +371,19 @@ def test_badges_follow_the_configured_repository(tmp_path, monkeypatch):
     assert main(["badges", "--check"]) == 0
     line = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research."
             "google.com/github/someone/old/blob/dev/notebooks/02_vae.ipynb)\n"
-            '"cvaelib @ git+https://github.com/someone/old.git"')
+            '"cvaelib @ git+https://github.com/someone/old.git"\n'
+            'subprocess.run(["git", "clone", "-q",\n    "https://github.com/someone/old.git", "kit-src"])\n'
+            "git clone --depth 1 https://github.com/someone/old\n"
+            '"git+https://github.com/openai/CLIP.git"')
     monkeypatch.setattr(config, "REPO_URL", "https://github.com/teacher/my-course")
     monkeypatch.setattr(config, "BRANCH", "spring")
     out = rewrite_text(line)
     assert "colab.research.google.com/github/teacher/my-course/blob/spring/notebooks/02_vae.ipynb" in out
     assert '"cvaelib @ git+https://github.com/teacher/my-course.git"' in out
+    assert '"https://github.com/teacher/my-course.git", "kit-src"' in out
+    assert "git clone --depth 1 https://github.com/teacher/my-course.git" in out
+    assert "openai/CLIP.git" in out  # other repositories are left alone
+    assert json.loads(rewrite_text(json.dumps(line))) == out  # the .ipynb (JSON) changes exactly like the .py
     assert rewrite_text(out) == out
 
 

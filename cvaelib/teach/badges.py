@@ -10,13 +10,17 @@ from . import config
 _COLAB_PREFIX = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)\"']+/[^/\s)\"']+/blob/[^/\s)\"']+/"
                            r"(?:[^/\s)\"']+/)*?(?=[0-9][0-9]_[^/\s)\"']+\.ipynb)")
 _INSTALL = re.compile(r"cvaelib @ git\+https://[^\s\"'\\]+?\.git(?:@[^\s\"'\\]+)?")
+# a clone of the kit itself: `git clone URL` in prose/shell, or ["git", "clone", ..., "URL", ...] in a setup cell
+_CLONE = re.compile(r"(git clone (?:-{1,2}[\w-]+(?: \d+)? )*|clone\\?[\"'],[^\]]*?[\"'])"
+                    r"https://github\.com/[^\s\"'\\)]+?(?:\.git)?(?=[\s\"'\\)]|$)")
 
 
 def rewrite_text(text: str) -> str:
     """``text`` with every Colab notebook link and kit install spec replaced by the configured ones."""
     prefix = config.colab_url("X.ipynb")[: -len("X.ipynb")]
     text = _COLAB_PREFIX.sub(prefix, text)
-    return _INSTALL.sub(config.install_spec(), text)
+    text = _INSTALL.sub(config.install_spec(), text)
+    return _CLONE.sub(lambda m: m.group(1) + config.REPO_URL.rstrip("/") + ".git", text)
 
 
 def stale_files(paths: list[Path]) -> list[Path]:
