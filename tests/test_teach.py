@@ -287,6 +287,17 @@ def test_student_command_writes_a_synced_pair_without_solutions(toy, tmp_path):
     assert _cli("student", tmp_path / "missing", tmp_path / "o").stderr.startswith("error: ")
 
 
+def test_student_badges_can_point_at_the_published_student_versions(tmp_path, capsys):
+    src = NOTEBOOKS[0]
+    assert _main("student", src, tmp_path / "s", "--repo", "https://github.com/prof/ml-class", "--branch",
+                 "students", "--folder", "")[0] == 0
+    text = (tmp_path / "s" / src.name).read_text()
+    assert f"colab.research.google.com/github/prof/ml-class/blob/students/{src.stem}.ipynb" in text
+    assert config.install_spec() in text  # the library still comes from the kit's repository
+    assert read_notebook(tmp_path / "s" / src.name).cells[0].source == \
+        read_notebook(tmp_path / "s" / (src.stem + ".ipynb")).cells[0].source
+
+
 def _submission(tmp_path, student_py):
     """Alice's work: exercise 1 wrong (KL summed over the batch), exercise 2 right."""
     sub = tmp_path / "alice" / "99_toy.py"

@@ -15,10 +15,16 @@ _CLONE = re.compile(r"(git clone (?:-{1,2}[\w-]+(?: \d+)? )*|clone\\?[\"'],[^\]]
                     r"https://github\.com/[^\s\"'\\)]+?(?:\.git)?(?=[\s\"'\\)]|$)")
 
 
+def rewrite_colab(text: str, repo: str | None = None, branch: str | None = None, folder: str | None = None) -> str:
+    """``text`` with every Colab notebook link pointing at the configured repository (or ``repo``/``branch``/
+    ``folder``)."""
+    prefix = config.colab_url("X.ipynb", repo=repo, branch=branch, folder=folder)[: -len("X.ipynb")]
+    return _COLAB_PREFIX.sub(prefix, text)
+
+
 def rewrite_text(text: str) -> str:
     """``text`` with every Colab notebook link and kit install spec replaced by the configured ones."""
-    prefix = config.colab_url("X.ipynb")[: -len("X.ipynb")]
-    text = _COLAB_PREFIX.sub(prefix, text)
+    text = rewrite_colab(text)
     text = _INSTALL.sub(config.install_spec(), text)
     return _CLONE.sub(lambda m: m.group(1) + config.REPO_URL.rstrip("/") + ".git", text)
 

@@ -29,7 +29,11 @@ def _student(args: argparse.Namespace) -> int:
     for path in notebook_sources(args.src):
         nb = read_notebook(path)
         n = len(find_exercises(nb))
-        py, ipynb = write_pair(to_student(nb), out / (path.stem + ".py"))
+        student = to_student(nb)
+        if args.repo or args.branch or args.folder is not None:  # badges open the student versions, not the key
+            for cell in student.cells:
+                cell.source = badges.rewrite_colab(cell.source, args.repo, args.branch, args.folder)
+        py, ipynb = write_pair(student, out / (path.stem + ".py"))
         print(f"{path.name}: {n} exercise{'s' * (n != 1)} -> {py} + {ipynb.name}")
     return 0
 
@@ -183,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("student", help="write student notebooks (solutions replaced by NotImplementedError stubs)")
     s.add_argument("src", help="instructor notebook or folder (e.g. notebooks/)")
     s.add_argument("out", help="output folder; gets NN_name.py + NN_name.ipynb pairs")
+    s.add_argument("--repo", help="GitHub URL where you publish the student versions: their Colab badges open "
+                                  "them there (default: the repository in cvaelib/teach/config.py)")
+    s.add_argument("--branch", help="branch of --repo (default: config.BRANCH)")
+    s.add_argument("--folder", help="folder of the notebooks inside --repo (default: config.NOTEBOOK_DIR)")
     s.set_defaults(func=_student)
     s = sub.add_parser("solutions", help="write the answer key (Markdown)")
     s.add_argument("src")

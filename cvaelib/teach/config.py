@@ -22,17 +22,21 @@ def repo_path() -> str:
     return REPO_URL.rstrip("/").split("github.com/", 1)[-1].removesuffix(".git")
 
 
-def colab_url(notebook: str) -> str:
-    """Colab link that opens ``notebook`` (a file name such as ``02_vae.ipynb``) from the configured repository."""
+def colab_url(notebook: str, repo: str | None = None, branch: str | None = None, folder: str | None = None) -> str:
+    """Colab link that opens ``notebook`` (a file name such as ``02_vae.ipynb``) from the configured repository
+    (or from ``repo``/``branch``/``folder``, e.g. where an instructor publishes the student versions)."""
     name = notebook.rsplit("/", 1)[-1]
     if name.endswith(".py"):
         name = name[:-3] + ".ipynb"
-    return f"https://colab.research.google.com/github/{repo_path()}/blob/{BRANCH}/{NOTEBOOK_DIR}/{name}"
+    path = repo_path() if repo is None else repo.rstrip("/").split("github.com/", 1)[-1].removesuffix(".git")
+    folder = NOTEBOOK_DIR if folder is None else folder.strip("/")
+    return (f"https://colab.research.google.com/github/{path}/blob/{BRANCH if branch is None else branch}/"
+            + (f"{folder}/" if folder else "") + name)
 
 
-def badge(notebook: str) -> str:
-    """The Markdown "Open in Colab" badge for ``notebook``."""
-    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook)})"
+def badge(notebook: str, **where: str | None) -> str:
+    """The Markdown "Open in Colab" badge for ``notebook`` (``where``: see :func:`colab_url`)."""
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook, **where)})"
 
 
 def install_spec() -> str:
