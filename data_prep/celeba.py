@@ -44,14 +44,7 @@ from cvaelib.errors import DataError
 from .common import (RESAMPLE, BadImage, Formatter, Log, Parser, build_split, decode, make_pool, positive_int, run,
                      to_chw)
 
-ATTRIBUTE_NAMES = [
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
-    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
-    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
-    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
-    "Wearing_Necklace", "Wearing_Necktie", "Young",
-]
+from cvaelib.models.multilabel_cvae import CELEBA_ATTRIBUTES as ATTRIBUTE_NAMES  # the 40 names, defined once
 ALIGNED_SIZE = (178, 218)  # width, height of every img_align_celeba picture
 #: variant -> PIL crop box (left, top, right, bottom) on the aligned image
 CROPS = {"zoom": (25, 45, 153, 173), "wide": (0, 20, 178, 198)}
