@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=200, help="timed batches per round and side")
     p.add_argument("--workers", type=int, default=0, help="DataLoader num_workers of the baseline (sources: 0)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--quick", action="store_true", help="2 rounds x 10 batches (CI smoke run)")
+    p.add_argument("--quick", action="store_true", help="2 rounds x 30 batches (CI smoke run)")
     args = p.parse_args(argv)
     if args.quick:
-        args.rounds, args.batches = 2, 10
+        args.rounds, args.batches = 2, 30
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
