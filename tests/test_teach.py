@@ -410,3 +410,20 @@ def test_student_version_stops_only_at_exercises(notebook, tmp_path, data_root):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     n = len(find_exercises(read_notebook(notebook)))
     assert proc.stdout.count("solution -> passes its checks") == n >= 2
+
+
+def test_grade_an_ipynb_submission_with_shell_magics_and_outputs(toy, tmp_path, monkeypatch):
+    import jupytext
+    import nbformat
+
+    monkeypatch.setenv("SMOKE", "1")
+    nb = to_student(read_notebook(toy))
+    nb.cells.insert(1, nbformat.v4.new_code_cell("!pip install -q something\n%matplotlib inline\nprint('hi')"))
+    nb.cells[2].source = nb.cells[2].source.replace(
+        '# YOUR CODE HERE\n    raise NotImplementedError("Exercise 1: Write the KL term")',
+        "return 0.5 * torch.sum(mu.pow(2) + logvar.exp() - 1.0 - logvar) / mu.shape[0]")
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="saved output")]
+    jupytext.write(nb, tmp_path / "bob_99_toy.ipynb")
+    report = grade(tmp_path / "bob_99_toy.ipynb", toy)
+    assert report.problems == [] and report.score == (1, 2)
+    assert report.exercises[1]["message"] == "not attempted: NotImplementedError: Exercise 2: reparameterise"

@@ -70,12 +70,22 @@ def _python_source(cell: Any) -> str:
     return src
 
 
+class _NoShell:
+    """Stands in for ``get_ipython()`` outside a kernel: magics and ``!commands`` (``!pip install``) are skipped."""
+
+    def _skip(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    run_line_magic = run_cell_magic = system = getoutput = _skip
+
+
 class CellRunner:
     """Runs cells of one notebook in one namespace, from the notebook's folder."""
 
     def __init__(self, path: Path, quiet: bool = True) -> None:
         self.path = Path(path).resolve()
-        self.ns: dict[str, Any] = {"__name__": "__main__", "__file__": str(self.path)}
+        shell = _NoShell()
+        self.ns: dict[str, Any] = {"__name__": "__main__", "__file__": str(self.path), "get_ipython": lambda: shell}
         self.quiet = quiet
 
     def run(self, cell: Any, index: int) -> BaseException | None:
