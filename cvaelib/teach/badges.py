@@ -31,7 +31,13 @@ def rewrite_text(text: str) -> str:
 
 def stale_files(paths: list[Path]) -> list[Path]:
     """The files among ``paths`` whose badges or install lines differ from the configuration."""
-    return [p for p in paths if p.exists() and rewrite_text(p.read_text(encoding="utf-8")) != p.read_text(encoding="utf-8")]
+    stale = []
+    for p in paths:
+        if p.exists():
+            text = p.read_text(encoding="utf-8")
+            if rewrite_text(text) != text:
+                stale.append(p)
+    return stale
 
 
 def rewrite_files(paths: list[Path]) -> list[Path]:

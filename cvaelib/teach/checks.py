@@ -393,7 +393,7 @@ def check_midpoint_norms(fn: Callable[[Tensor, Tensor], tuple[float, float]]) ->
 
 def check_prompt_rule(fn: Callable[[str], bool], label: int = 6, dataset: str = "fashion-mnist",
                       texts: Sequence[str] | None = None) -> None:
-    """``fn(text) -> bool``: does the prompt ask for class ``label``?  Compared with :func:`cvaelib.prompts.parse_prompt`.
+    """``fn(text) -> bool``: does the prompt ask for class ``label``?  Reference: :func:`cvaelib.prompts.parse_prompt`.
 
     The default texts probe the rules that trip up a first attempt at "shirt": case, plurals, punctuation,
     longer phrases that contain the word ("T-shirt", "sweatshirt") and words that merely start with it.

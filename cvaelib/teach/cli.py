@@ -145,7 +145,8 @@ def _grade(args: argparse.Namespace) -> int:
             w.writerow(["submission", "notebook", "exercise", "passed", "message"])
             for r in rows:
                 for e in r["exercises"]:
-                    w.writerow([r["path"], r["notebook"], e["number"], int(bool(e.get("passed"))), e.get("message", "")])
+                    w.writerow([r["path"], r["notebook"], e["number"], int(bool(e.get("passed"))),
+                                e.get("message", "")])
     return 0
 
 
