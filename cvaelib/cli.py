@@ -21,7 +21,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "ae": {"latent_dim": 16},
     "vae": {"latent_dim": 16},
     "vae-mlp": {"latent_dim": 20},
-    "cvae": {"latent_dim": 64, "width": 16, "hidden": 256, "beta": 0.05, "prior": "fitted"},
+    "cvae": {"latent_dim": 64, "width": 16, "hidden": 256, "beta": 0.02, "prior": "fitted"},
     "resvae": {"latent_dim": 128},
     "attr-cvae": {"latent_dim": 128},
     "clip-cvae": {"latent_dim": 16},

@@ -35,8 +35,8 @@ class ConditionalVAE(GenerativeModel):
     """Convolutional CVAE conditioned on a class id ``c`` (int64 ``[B]``).
 
     Defaults (measured on Fashion-MNIST, 10 epochs, 2-core CPU): width 16 keeps training > 3x faster than the
-    article's recipe; a low ``beta`` (0.05) with a 64-d ``z`` buys sharp reconstructions (test SSIM ~0.75 vs 0.67),
-    and the fitted per-class prior keeps samples recognisable (~80 % class-correct vs ~64 % with N(0, I)).
+    article's recipe; a low ``beta`` (0.02) with a 64-d ``z`` buys sharp reconstructions (test SSIM ~0.76 vs 0.67),
+    and the fitted per-class prior keeps samples recognisable (~82 % class-correct vs ~54 % with N(0, I)).
     """
 
     name = "cvae"
@@ -44,7 +44,7 @@ class ConditionalVAE(GenerativeModel):
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
                  latent_dim: int = 64, cond: str = "concat", embed_dim: int = 16, width: int = 16,
-                 hidden: int = 256, beta: float = 0.05, prior: str = "fitted", **extra: Any) -> None:
+                 hidden: int = 256, beta: float = 0.02, prior: str = "fitted", **extra: Any) -> None:
         if cond not in COND_MODES:
             raise ValueError(f"unknown cond {cond!r}; choose one of {', '.join(COND_MODES)}")
         if prior not in PRIORS:
