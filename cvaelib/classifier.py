@@ -102,10 +102,12 @@ def get_classifier(dataset: str, root: str | os.PathLike | None = None, epochs: 
             state = load_checkpoint(path)
             model = SmallCNN(**state["config"])
             model.load_state_dict(state["state_dict"])
+            model.dataset_name = train.name  # lets metrics label their numbers ("classifier:mnist")
             return model.eval()
         except Exception:  # a stale or broken cache is rebuilt, never trusted
             path.unlink(missing_ok=True)
     model = train_classifier(train, epochs=epochs, seed=seed)
     save_checkpoint(path, {"config": {"channels": train.shape[0], "num_classes": train.num_classes},
                            "state_dict": model.state_dict()})
+    model.dataset_name = train.name
     return model
