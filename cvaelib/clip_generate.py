@@ -100,6 +100,7 @@ def train_clip_cvae(dataset: str, out: str | os.PathLike, root: str | os.PathLik
     model = ClipConditionalVAE(data.shape, cond_dim=encoder.embed_dim, latent_dim=latent_dim, inject=inject,
                                beta=beta, cond_noise=cond_noise, clip="tiny" if clip == "tiny" else clip,
                                bank_size=10000 if encoder.embed_dim <= 128 else 4096)
+    model.set_condition_stats(emb)
     if data.name in ("mnist", "fashion-mnist"):
         model.set_gap(emb, encoder.encode_text(gap_texts(data.name)))
     meta = {"dataset": data.name, "class_names": data.class_names, "clip": encoder.name,
@@ -168,12 +169,20 @@ def _decode(model, z: Tensor, c: Tensor) -> Tensor:
 
 @torch.no_grad()
 def generate_from_text(model, encoder, prompt: str, n: int = 16, seed: int = 0, bridge: str = "retrieval",
-                       k: int = 64) -> Tensor:
-    """``n`` images for ``prompt`` (text -> image); ``bridge`` crosses the modality gap (see clip.bridge)."""
+                       k: int = 64, z_noise: float | None = 0.5) -> Tensor:
+    """``n`` images for ``prompt`` (text -> image); ``bridge`` crosses the modality gap (see clip.bridge).
+
+    With the retrieval bridge each sample starts from the latent code of its retrieved neighbour plus
+    ``z_noise`` * N(0, I) (``z_noise=None``: plain z ~ N(0, I)); other bridges always draw z ~ N(0, I).
+    """
     _check_n(n)
     g = torch.Generator().manual_seed(seed)
-    c = text_conditions(model, encoder, prompt, n, bridge=bridge, k=k, generator=g)
-    z = torch.randn(n, model.latent_dim, generator=g)
+    c, rows = text_conditions(model, encoder, prompt, n, bridge=bridge, k=k, generator=g, return_rows=True)
+    eps = torch.randn(n, model.latent_dim, generator=g)
+    if rows is not None and z_noise is not None and bool(model.bank_z_is_set):
+        z = model.bank_z[rows].cpu() + float(z_noise) * eps
+    else:
+        z = eps
     return _decode(model, z, c)
 
 
@@ -261,7 +270,7 @@ def reconstruct(model, encoder, images: Tensor, batch_size: int = 512) -> Tensor
 # ---------------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def prompt_accuracy(model, encoder, prompts: dict[int, list[str]], classifier, n: int = 32, seed: int = 0,
-                    bridge: str = "retrieval", k: int = 64) -> dict[str, Any]:
+                    bridge: str = "retrieval", k: int = 64, z_noise: float | None = 0.5) -> dict[str, Any]:
     """How often samples for each prompt are recognised as the prompt's class by ``classifier``.
 
     ``prompts`` maps class id -> prompts naming it.  Returns ``{"overall", "per_class": {id: acc},
@@ -273,7 +282,7 @@ def prompt_accuracy(model, encoder, prompts: dict[int, list[str]], classifier, n
     for label, texts in prompts.items():
         hits = []
         for j, text in enumerate(texts):
-            images = generate_from_text(model, encoder, text, n, seed=seed + j, bridge=bridge, k=k)
+            images = generate_from_text(model, encoder, text, n, seed=seed + j, bridge=bridge, k=k, z_noise=z_noise)
             ok = (predict(classifier, images) == int(label)).float()
             per_prompt[text] = float(ok.mean())
             hits.append(ok)

@@ -79,7 +79,8 @@ def test_lafite_perturbation_keeps_unit_length_and_relative_size():
 def test_checkpoint_holds_bank_and_gap(run):
     out, r = run
     model, enc = load_clip_cvae(out)
-    assert int(model.bank_count) == 10000 and bool(model.gap_is_set)
+    assert int(model.bank_count) == 10000 and bool(model.gap_is_set) and bool(model.bank_z_is_set)
+    assert model.bank_z.abs().sum() > 0 and model.cond_std.min() > 0  # latent codes and condition statistics
     torch.testing.assert_close(model.bank_embeddings().norm(dim=1), torch.ones(10000))
     again = load_model(out)
     assert torch.equal(again.bank, model.bank)

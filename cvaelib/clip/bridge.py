@@ -43,8 +43,9 @@ def _text_embedding(encoder, prompt: str | Tensor) -> Tensor:
     return encoder.encode_text([prompt])[0]
 
 
-def retrieve(model, text: Tensor, k: int = 64) -> tuple[Tensor, Tensor]:
-    """The ``k`` bank embeddings most similar to unit vector ``text``: ``(embeddings [k, D], similarities [k])``."""
+def retrieve(model, text: Tensor, k: int = 64, return_index: bool = False):
+    """The ``k`` bank embeddings most similar to unit vector ``text``: ``(embeddings [k, D], similarities [k])``
+    (plus their bank rows ``[k]`` with ``return_index=True``)."""
     bank = model.bank_embeddings()
     text = text.to(bank.device, bank.dtype)
     if text.shape[-1] != bank.shape[1]:
@@ -52,21 +53,26 @@ def retrieve(model, text: Tensor, k: int = 64) -> tuple[Tensor, Tensor]:
                        f"use the CLIP the model was trained with ({model.config.get('clip')})")
     k = max(1, min(int(k), len(bank)))
     sims, idx = (bank @ text).topk(k)
-    return bank[idx], sims
+    return (bank[idx], sims, idx) if return_index else (bank[idx], sims)
 
 
 @torch.no_grad()
 def text_conditions(model, encoder, prompt: str | Tensor, n: int, bridge: str = "retrieval", k: int = 64,
-                    generator: torch.Generator | None = None) -> Tensor:
-    """``n`` conditions ``[n, D]`` for a prompt (a string, or its text embedding) through ``bridge``."""
+                    generator: torch.Generator | None = None, return_rows: bool = False):
+    """``n`` conditions ``[n, D]`` for a prompt (a string, or its text embedding) through ``bridge``.
+
+    ``return_rows=True`` also returns the bank rows used (``LongTensor[n]``, retrieval only; else None), so the
+    caller can take the matching latent codes from ``model.bank_z``.
+    """
     _check_bridge(bridge)
     t = _text_embedding(encoder, prompt)
     device = model.bank.device
     if bridge == "retrieval":
-        near, _ = retrieve(model, t, k)
-        pick = torch.randint(0, len(near), (n,), generator=generator)
-        return near[pick.to(device)]
-    return text_anchor(model, encoder, t, bridge, k).expand(n, -1).clone()
+        near, _, rows = retrieve(model, t, k, return_index=True)
+        pick = torch.randint(0, len(near), (n,), generator=generator).to(device)
+        return (near[pick], rows[pick]) if return_rows else near[pick]
+    c = text_anchor(model, encoder, t, bridge, k).expand(n, -1).clone()
+    return (c, None) if return_rows else c
 
 
 @torch.no_grad()

@@ -76,9 +76,16 @@ class ClipConditionalVAE(GenerativeModel):
         self.logvar = nn.Linear(hidden, latent_dim)
         self.dec_cond = nn.Sequential(nn.Linear(cond_dim, cond_hidden), nn.SiLU())
         self.decoder = ConvDecoder(latent_dim + cond_hidden, ch, (h, w), width, hidden)
+        # Per-dimension mean/std of the training conditions: the networks read standardised embeddings.  Unit CLIP
+        # vectors differ by a few hundredths per dimension; without this the decoder learns to lean on z instead.
+        self.register_buffer("cond_mean", torch.zeros(cond_dim))
+        self.register_buffer("cond_std", torch.ones(cond_dim))
         # Retrieval bank of training image embeddings (filled by after_fit); stored in the checkpoint.
         self.register_buffer("bank", torch.zeros(bank_size, cond_dim))
         self.register_buffer("bank_count", torch.zeros((), dtype=torch.long))
+        # ... and the posterior mean of each bank image: a latent code that fits the retrieved condition
+        self.register_buffer("bank_z", torch.zeros(bank_size, latent_dim))
+        self.register_buffer("bank_z_is_set", torch.zeros((), dtype=torch.bool))
         # Mean image / text embedding (the modality gap vector is their difference), for the "shift" bridge.
         self.register_buffer("image_center", torch.zeros(cond_dim))
         self.register_buffer("text_center", torch.zeros(cond_dim))
@@ -90,10 +97,20 @@ class ClipConditionalVAE(GenerativeModel):
             raise KitError(f"{self.name} needs CLIP embeddings of shape [N, {self.cond_dim}], got {list(c.shape)}; "
                            f"use the CLIP this model was trained with ({self.config['clip']})")
 
+    @torch.no_grad()
+    def set_condition_stats(self, embeddings: Tensor) -> None:
+        """Store the per-dimension mean and std of the training conditions (call before training)."""
+        e = F.normalize(embeddings.float(), dim=-1)
+        self.cond_mean.copy_(e.mean(0).to(self.cond_mean.device))
+        self.cond_std.copy_(e.std(0).clamp_min(1e-3).to(self.cond_std.device))
+
+    def _standardise(self, c: Tensor, dtype: torch.dtype) -> Tensor:
+        return ((c.float() - self.cond_mean) / self.cond_std).to(dtype)
+
     # --- the contract ---------------------------------------------------------------------------------------------
     def encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_condition(c, x.shape[0])
-        c = c.to(x.dtype)
+        c = self._standardise(c, x.dtype)
         if self.inject == "features":
             h = self.encoder(x, extra=self.enc_cond(c))
         elif self.inject == "hidden":
@@ -105,7 +122,7 @@ class ClipConditionalVAE(GenerativeModel):
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         self.check_condition(c, z.shape[0])
-        return self.decoder(torch.cat([z, self.dec_cond(c.to(z.dtype))], dim=1))
+        return self.decoder(torch.cat([z, self.dec_cond(self._standardise(c, z.dtype))], dim=1))
 
     def loss(self, x: Tensor, c: Tensor | None = None) -> dict[str, Tensor]:
         """Negative ELBO; while training the condition is perturbed (LAFITE) so nearby embeddings also work."""
@@ -120,14 +137,32 @@ class ClipConditionalVAE(GenerativeModel):
 
     # --- the retrieval bank ---------------------------------------------------------------------------------------
     @torch.no_grad()
-    def fill_bank(self, embeddings: Tensor, seed: int = 0) -> None:
-        """Keep (a random subset of) ``embeddings`` as the bank the retrieval bridge searches."""
+    def fill_bank(self, embeddings: Tensor, images: Tensor | None = None, seed: int = 0,
+                  batch_size: int = 1024) -> None:
+        """Keep (a random subset of) ``embeddings`` as the bank the retrieval bridge searches.
+
+        With ``images`` (the images the embeddings belong to) the posterior mean of each kept image is stored too,
+        so generation can start from a latent code that suits the retrieved condition (an ex-post, per-neighbour
+        prior in the spirit of Ghosh et al. 2020) instead of z ~ N(0, I).
+        """
         embeddings = F.normalize(embeddings.float(), dim=-1)
         n = min(len(embeddings), self.bank.shape[0])
         idx = torch.randperm(len(embeddings), generator=torch.Generator().manual_seed(seed))[:n]
         self.bank.zero_()
         self.bank[:n] = embeddings[idx.to(embeddings.device)].to(self.bank.device)
         self.bank_count.fill_(n)
+        self.bank_z.zero_()
+        self.bank_z_is_set.fill_(images is not None)
+        if images is not None:
+            was_training = self.training
+            self.eval()
+            device = self.bank.device
+            for i in range(0, n, batch_size):
+                sel = idx[i:i + batch_size].to(images.device)
+                x = images[sel].to(device).float()
+                x = x / 255.0 if images.dtype == torch.uint8 else x
+                self.bank_z[i:i + len(sel)] = self.encode(x, self.bank[i:i + len(sel)])[0]
+            self.train(was_training)
 
     def bank_embeddings(self) -> Tensor:
         """The filled part of the bank ``[M, cond_dim]`` (raises if the model was never fitted)."""
@@ -146,7 +181,7 @@ class ClipConditionalVAE(GenerativeModel):
 
     def after_fit(self, images: Tensor, conditions: Tensor) -> None:
         """Called by :func:`cvaelib.train.fit` at the end: store the training image embeddings' bank."""
-        self.fill_bank(conditions)
+        self.fill_bank(conditions, images)
 
 
 __all__ = ["INJECT_POINTS", "ClipConditionalVAE", "perturb_condition"]
