@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from cvaelib.errors import KitError
 from cvaelib.teach import (ExerciseError, check_class_samples, check_clip_score, check_condition_concat,
-                           check_condition_mix, check_frechet_distance, check_kl, check_midpoint_norms,
+                           check_condition_mix, check_frechet_distance, check_guidance_loss, check_guided_result,
+                           check_kl, check_midpoint_norms, check_nearest_code, check_perplexity,
                            check_perturb_condition, check_prompt_rule, check_recon_loss, check_reconstruct,
                            check_reparameterize, check_similarity_matrix, check_slerp, check_toggle, check_value)
 from cvaelib.teach import config
@@ -65,6 +66,12 @@ def _frechet(m1, s1, m2, s2, sqrt=None):
     return float(np.sum((m1 - m2) ** 2) + np.trace(s1 + s2 - 2 * root))
 
 
+def _perplexity(counts):
+    p = counts.float() / counts.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
 def _midpoints(z0, z1):
     from cvaelib import interpolate as walk
 
@@ -89,6 +96,9 @@ RIGHT = [
     (check_toggle, _toggle),
     (check_clip_score, lambda i, t: (F.normalize(i, dim=-1) * F.normalize(t, dim=-1)).sum(-1).mean()),
     (check_frechet_distance, _frechet),
+    (check_guidance_loss, lambda f, t, z, lam: -(f @ t).mean() + lam * 0.5 * z.pow(2).mean()),
+    (check_perplexity, _perplexity),
+    (check_nearest_code, lambda z, book: torch.cdist(z, book).argmin(1)),
 ]
 
 
@@ -151,6 +161,15 @@ WRONG = [
      "root of each entry"),
     (check_frechet_distance, lambda *a: _frechet(*a) - float(((a[0] - a[2]) ** 2).sum())
      + float(((a[0] - a[2]) ** 2).sum()) ** 0.5, "squared"),
+    (check_guidance_loss, lambda f, t, z, lam: (f @ t).mean() + lam * 0.5 * z.pow(2).mean(), "wrong sign"),
+    (check_guidance_loss, lambda f, t, z, lam: -(f @ t).mean(), "prior term is missing"),
+    (check_guidance_loss, lambda f, t, z, lam: -(f @ t).mean() + lam * 0.5 * z.detach().pow(2).mean(),
+     "no gradient"),
+    (check_perplexity, lambda c: float(torch.exp(-((c / c.sum()) * (c / c.sum()).log()).sum())), "keep only p > 0"),
+    (check_perplexity, lambda c: float(torch.log(torch.tensor(_perplexity(c)))), "returned the entropy"),
+    (check_nearest_code, lambda z, book: torch.cdist(z, book).argmax(1), "farthest"),
+    (check_nearest_code, lambda z, book: (z @ book.T).argmax(1), "dot product"),
+    (check_nearest_code, lambda z, book: torch.cdist(z, book), "distance matrix"),
 ]
 
 
@@ -181,6 +200,8 @@ def test_unfinished_stub_passes_through_and_crashes_are_explained():
     with pytest.raises(ExerciseError, match=r"should be one number per batch"):
         check_kl(lambda mu, lv: 0.5 * (mu ** 2 + lv.exp() - 1 - lv).sum(1))
     check_value(0.4, 0, 1, "knn")
+    with pytest.raises(ExerciseError, match="expected the GuidedResult"):
+        check_guided_result(torch.zeros(3), steps=5, n=3)
     with pytest.raises(ExerciseError, match=r"knn = 40 is outside"):
         check_value(40, 0, 1, "knn")
 
