@@ -25,8 +25,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "resvae": {"latent_dim": 128},
     "attr-cvae": {"latent_dim": 128},
     "clip-cvae": {"latent_dim": 16},
+    "vqvae": {"latent_dim": 16},
 }
-TRAIN_MODELS = ["ae", "vae", "vae-mlp", "cvae", "resvae", "attr-cvae", "clip-cvae"]
+TRAIN_MODELS = ["ae", "vae", "vae-mlp", "cvae", "resvae", "attr-cvae", "clip-cvae", "vqvae"]
 #: models for 64x64 colour data from a prepared folder (--dataset celeba:DIR / coco:DIR)
 PREPARED_MODELS = ("resvae", "attr-cvae")
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and write checkpoint.pt, metrics.json, samples.png")
     t.add_argument("--model", required=True,
-                   help="ae, vae, vae-mlp, cvae, clip-cvae; resvae, attr-cvae (prepared CelebA/COCO)")
+                   help="ae, vae, vae-mlp, cvae, clip-cvae, vqvae; resvae, attr-cvae (prepared CelebA/COCO)")
     t.add_argument("--cond", default="concat", help="CVAE condition: concat, additive or onehot")
     t.add_argument("--dataset", required=True, help="digits (bundled), mnist, fashion-mnist, or a prepared folder: "
                    "celeba:DIR / coco:DIR (written by python -m data_prep.celeba / data_prep.coco)")
@@ -81,8 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-seconds", type=_positive(float, "--max-seconds"), default=None)
     t.add_argument("--latent-dim", type=_positive(int, "--latent-dim"), default=None)
     t.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=128)
-    t.add_argument("--lr", type=_positive(float, "--lr"), default=1e-3)
-    t.add_argument("--beta", type=_positive(float, "--beta", True), default=None, help="KL weight (default 1)")
+    t.add_argument("--lr", type=_positive(float, "--lr"), default=None,
+                   help="Adam learning rate (default 2e-3 for cvae, 1e-3 otherwise)")
+    t.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],
+                   help="cosine: decay the learning rate to 0 over --epochs (default)")
+    t.add_argument("--beta", type=_positive(float, "--beta", True), default=None,
+                   help="KL weight (default: 0.02 for cvae, with its fitted sampling prior; 1 otherwise)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--every", type=_positive(int, "--every"), default=1, help="checkpoint every N epochs")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -100,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="PNG file for the grid")
     g.add_argument("--npy", default=None, help="also write float32 [N, C, H, W] in [0, 1]")
     g.add_argument("--device", default=None)
-    g.add_argument("--prompt", default=None, help="text to draw (clip-cvae: any text, e.g. 'a handwritten seven')")
+    g.add_argument("--prompt", default=None, help="text to draw (clip-cvae: any text, e.g. 'a handwritten seven'; "
+                   "cvae: class names and synonyms, e.g. 'sneakers and a bag': --n images per class)")
     g.add_argument("--to", default=None, help="clip-cvae: interpolate from --prompt to this text in --n steps")
     g.add_argument("--image-npy", default=None, help="clip-cvae: images [N, C, H, W] in [0, 1]: image -> image, or "
                    "with --prompt attribute manipulation by --factor")
@@ -121,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--max-seconds", type=_positive(float, "--max-seconds"), default=60.0)
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_quickstart)
+
+    pp = sub.add_parser("parse-prompt", help="turn short text into class ids (one JSON object per prompt)")
+    pp.add_argument("--dataset", required=True, help="mnist, fashion-mnist or digits")
+    pp.add_argument("text", nargs="+", metavar="TEXT", help="e.g. 'a pair of sneakers' 'the digit 7'")
+    pp.set_defaults(func=cmd_parse_prompt)
 
     f = sub.add_parser("fetch", help="download MNIST / Fashion-MNIST with torchvision (internet needed)")
     f.add_argument("dataset")
@@ -166,6 +177,8 @@ def _model_config(args: argparse.Namespace, shape: tuple[int, int, int], num_cla
         if args.cond not in COND_MODES:
             raise KitError(f"unknown --cond {args.cond!r}; choose one of: {', '.join(COND_MODES)}")
         config.update(cond=args.cond, num_classes=num_classes)
+    if args.model == "vqvae":  # --beta is the commitment weight; the code prior is class-conditional
+        config.update(num_classes=num_classes)
     return config
 
 
@@ -222,7 +235,9 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     model = build_model(config)
     meta = {"dataset": dataset, "class_names": data.class_names}
     world = int(os.environ.get("WORLD_SIZE", 1))  # > 1 under torchrun: fit runs DDP (cvaelib.distributed)
-    history = fit(model, train, val, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+    lr = args.lr if args.lr is not None else (2e-3 if args.model == "cvae" else 1e-3)
+    history = fit(model, train, val, epochs=args.epochs, lr=lr, lr_schedule=args.lr_schedule,
+                  batch_size=args.batch_size,
                   max_seconds=args.max_seconds, device=device, seed=args.seed, checkpoint=out / "checkpoint.pt",
                   every=args.every, resume=args.resume, progress=not args.quiet, meta=meta)
     metrics = {"model": args.model, "dataset": dataset, "config": config, "epochs": history.epochs,
@@ -321,6 +336,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     model = _load(args)
     names = _class_names(model)
+    if args.prompt is not None:
+        return _generate_prompt(args, model, names)
     label = None
     if args.label is not None:
         if model.condition != "label":
@@ -332,6 +349,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.npy:
         _save_npy(args.npy, images.numpy().astype("float32"))
     print(f"wrote {args.n} images to {args.out}" + (f" and {args.npy}" if args.npy else ""))
+    return 0
+
+
+def _generate_prompt(args: argparse.Namespace, model, names: list[str]) -> int:
+    """``generate --prompt TEXT`` for a label CVAE: the classes named in TEXT, --n samples each, one row per class."""
+    from .prompts import samples_for_prompt
+    from .viz import save_grid, show_grid
+
+    if args.label is not None:
+        raise KitError("give either --label or --prompt, not both")
+    for opt in ("to", "image_npy"):
+        if getattr(args, opt, None) is not None:
+            raise KitError(f"--{opt.replace('_', '-')} is for clip-cvae checkpoints; this is a {model.name} model")
+    images, ids = samples_for_prompt(model, args.prompt, n=args.n, seed=args.seed, class_names=names)
+    save_grid(show_grid(images, ncols=args.n, row_labels=[names[k] for k in ids], title=args.prompt), args.out)
+    if args.npy:
+        _save_npy(args.npy, images.numpy().astype("float32"))
+    print(f"wrote {len(images)} images ({', '.join(names[k] for k in ids)}) to {args.out}"
+          + (f" and {args.npy}" if args.npy else ""))
+    return 0
+
+
+def cmd_parse_prompt(args: argparse.Namespace) -> int:
+    """Print one JSON object per prompt; the first prompt without a class is an error (exit status 2)."""
+    from .data import check_dataset_name
+    from .prompts import describe_prompt
+
+    dataset = check_dataset_name(args.dataset)
+    for text in args.text:
+        print(json.dumps(describe_prompt(text, dataset)), flush=True)
     return 0
 
 
@@ -431,7 +478,7 @@ def _train_clip_cvae(args: argparse.Namespace) -> dict[str, Any]:
     run = train_clip_cvae(dataset, out, args.data_root, clip=clip, tiny_seconds=args.tiny_seconds,
                           epochs=args.epochs, max_seconds=args.max_seconds, latent_dim=args.latent_dim or 16,
                           inject=inject, beta=1.0 if args.beta is None else args.beta, cond_noise=args.cond_noise,
-                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                          batch_size=args.batch_size, lr=args.lr if args.lr is not None else 1e-3, seed=args.seed, device=args.device,
                           progress=not args.quiet, resume=args.resume, every=args.every, limit=args.limit)
     metrics = run["metrics"]
     _write_json(out / "metrics.json", metrics)
@@ -504,6 +551,7 @@ def _reconstruct_clip(args: argparse.Namespace, x) -> int:
     _save_npy(args.npy_out, recon.numpy().astype(np.float32))
     print(f"wrote {len(recon)} reconstructions to {args.npy_out}")
     return 0
+
 
 
 def main(argv: list[str] | None = None) -> int:
