@@ -16,6 +16,7 @@ from .cvae import COND_MODES, ConditionalVAE
 from .multilabel_cvae import CELEBA_ATTRIBUTES, AttributeCVAE
 from .resvae import INJECTIONS, ResidualVAE
 from .vae import ConvVAE, MLPVAE
+from .vqvae import VQVAE
 
 MODELS: dict[str, type[GenerativeModel]] = {}
 
@@ -26,7 +27,7 @@ def register(cls: type[GenerativeModel]) -> type[GenerativeModel]:
     return cls
 
 
-for _cls in (ConvAutoencoder, MLPVAE, ConvVAE, ConditionalVAE):
+for _cls in (ConvAutoencoder, MLPVAE, ConvVAE, ConditionalVAE, VQVAE):
     register(_cls)
 register(ClipConditionalVAE)
 register(ResidualVAE)
@@ -42,6 +43,8 @@ def build_model(config: dict[str, Any]) -> GenerativeModel:
     return MODELS[name](**config)
 
 
-__all__ = ["COND_MODES", "MODELS", "ConditionalVAE", "ConvAutoencoder", "ConvVAE", "GenerativeModel", "MLPVAE",
-           "build_model", "register", "ClipConditionalVAE", "INJECT_POINTS"]
+__all__ = ["COND_MODES", "MODELS", "ConditionalVAE",
+           "ClipConditionalVAE", "INJECT_POINTS",
+           "ConvAutoencoder", "ConvVAE", "GenerativeModel", "MLPVAE",
+           "VQVAE", "build_model", "register"]
 __all__ += ["AttributeCVAE", "CELEBA_ATTRIBUTES", "INJECTIONS", "ResidualVAE"]
