@@ -179,6 +179,8 @@ def interpolate_classes(model, z: Tensor, c0: int, c1: int, steps: int = 8) -> T
     The condition's vector (learned embedding or one-hot) is mixed linearly, ``(1 - t) e(c0) + t e(c1)``: the
     in-between images show what the decoder does with a class it never saw.  Returns ``[steps, C, H, W]``.
     """
+    if getattr(model, "condition", None) != "label":
+        raise KitError(f"class interpolation needs a class-conditional model (cvae); this one is {model.name!r}")
     z = torch.as_tensor(z).float().reshape(-1)
     _weights(steps, z)  # validates steps
     if z.numel() != model.latent_dim:

