@@ -265,4 +265,5 @@ check_frechet_distance(frechet)
 # away detail; discrete latents and diffusion are the tools that keep it.
 #
 # ## What's next
-# Back to [the course overview](../README.md) for the lessons that go beyond the CVAE.
+# [08 · CLIP-guided latent optimisation](08_clip_guided.ipynb): steer a decoder toward a prompt by optimising its
+# latent, and [09 · VQ-VAE](09_vqvae.ipynb): discrete codes, sharp reconstructions and a prior trained afterwards.

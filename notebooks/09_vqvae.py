@@ -213,6 +213,6 @@ for temperature in (1.0, 0.7):
 
 # %% [markdown]
 # ## What's next
-# The VQ-VAE's decoder is a far better "painter" than the CVAE's. Lesson 08 steers a decoder with CLIP by optimising
-# its latent; `cvaelib.guided.guide_model` accepts this VQ-VAE too (it optimises the code grid with straight-through
-# quantisation) — the small-scale version of VQGAN + CLIP.
+# The VQ-VAE's decoder is a far better "painter" than the CVAE's. [Lesson 08](08_clip_guided.ipynb) steers a decoder
+# with CLIP by optimising its latent; `cvaelib.guided.guide_model` accepts this VQ-VAE too (it optimises the code
+# grid with straight-through quantisation) — the small-scale version of VQGAN + CLIP.
