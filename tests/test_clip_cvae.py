@@ -31,11 +31,11 @@ TEST_STEPS = 300  # same settings as tests/test_tiny_clip.py -> the same cached 
 
 @pytest.fixture(scope="module")
 def run(data_root, tmp_path_factory):
-    """A clip-cvae trained for a few seconds on 20,000 real MNIST images with the cached test TinyCLIP."""
+    """A clip-cvae trained for 4 epochs on 20,000 real MNIST images (~25 s) with the cached test TinyCLIP."""
     out = tmp_path_factory.mktemp("clip_cvae")
     enc = get_tiny_clip("mnist", data_root, seconds=3000.0, max_steps=TEST_STEPS, progress=False)
     save_tiny_clip(enc, out / TINY_FILE)  # the run folder's TinyCLIP is used, not retrained
-    r = train_clip_cvae("mnist", out, data_root, epochs=3, max_seconds=25, limit=20000, progress=False)
+    r = train_clip_cvae("mnist", out, data_root, epochs=4, max_seconds=None, limit=20000, progress=False)
     return out, r
 
 

@@ -11,7 +11,8 @@ Three bridges, one argument (``bridge=``) everywhere in :mod:`cvaelib.clip_gener
 * ``"retrieval"`` (default) - find the ``k`` training image embeddings most similar to the text (the bank stored in
   the checkpoint) and condition each sample on one of them.  Conditions are then real image embeddings, the
   decoder's home ground; it is a nearest-neighbour version of DALL-E 2's text-to-image-embedding prior (Ramesh et
-  al. 2022, https://arxiv.org/abs/2204.06125) that needs no training.
+  al. 2022, https://arxiv.org/abs/2204.06125) that needs no training.  The bank also holds each neighbour's
+  latent code, so :func:`cvaelib.clip_generate.generate_from_text` can start z from it (plus noise).
 * ``"shift"`` - move the text embedding by the mean gap vector (image centre minus text centre), re-normalise.
 * ``"direct"`` - the text embedding as is (the baseline that shows why a bridge is needed).
 """
