@@ -107,7 +107,9 @@ for name, r in results.items():
 # The AE and the VAE sort garments by class: nothing else tells their decoder *what* to draw, so the code must.
 # The CVAE's decoder is *told* the class, so its code is free to describe what the class does not say — the cut,
 # the thickness, the brightness — and the class can no longer be read off z as easily: its k-NN accuracy drops
-# towards chance. (The article in the kit's sources shows the same two t-SNE pictures for a VAE and a CVAE.)
+# and its classes stop forming clusters (silhouette at or below zero). Some class information stays, because
+# "style" still differs between classes: a bag's shape says "bag" whatever the label. (The article in the kit's
+# sources shows the same two t-SNE pictures for a VAE and a CVAE.)
 #
 # It happens *during* training, and you can watch it: at first the CVAE's codes still sort by class (the encoder
 # sees the image, and the decoder has not yet learned to rely on c); once the decoder uses the condition, the KL
