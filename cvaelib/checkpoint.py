@@ -111,8 +111,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", expe
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{resolve_checkpoint(path)}: weights do not fit the {name!r} config ({first}); "
+        detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:3])[:240]
+        raise CheckpointError(f"{resolve_checkpoint(path)}: weights do not fit the {name!r} config ({detail}); "
                               f"the file was written by another kit version or edited") from None
     model.checkpoint_meta = payload.get("meta", {})
     return model.to(device).eval()

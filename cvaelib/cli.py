@@ -133,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("text", nargs="+", metavar="TEXT", help="e.g. 'a pair of sneakers' 'the digit 7'")
     pp.set_defaults(func=cmd_parse_prompt)
 
+    e = sub.add_parser("evaluate", help="compute every metric that applies to a trained model, print a table")
+    e.add_argument("--checkpoint", required=True, help="run folder or checkpoint.pt")
+    e.add_argument("--data-root", default=None, help="folder with MNIST/ FashionMNIST/ ($CVAELIB_DATA or ./data)")
+    e.add_argument("--n", type=_positive(int, "--n"), default=1000, help="test images / samples per metric")
+    e.add_argument("--dataset", default=None, help="override the dataset stored in the checkpoint")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default=None)
+    e.add_argument("--out", default=None, help="write the metrics as JSON here (e.g. metrics.json)")
+    e.set_defaults(func=cmd_evaluate)
+
     f = sub.add_parser("fetch", help="download MNIST / Fashion-MNIST with torchvision (internet needed)")
     f.add_argument("dataset")
     f.add_argument("--data-root", default=None)
@@ -443,6 +453,25 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import resolve_checkpoint
+    from .evaluate import evaluate_checkpoint, format_table
+
+    resolve_checkpoint(args.checkpoint)  # a missing file fails here, before any data is loaded
+    if args.out:
+        out = Path(args.out)
+        if out.is_dir():
+            raise KitError(f"--out {out} is a folder; give a file name such as {out / 'metrics.json'}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate_checkpoint(args.checkpoint, data_root=args.data_root, n=args.n, device=args.device,
+                                  dataset=args.dataset, seed=args.seed)
+    print(format_table(metrics))
+    if args.out:
+        _write_json(Path(args.out), metrics)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .data import fetch
 
@@ -477,7 +506,7 @@ def _train_clip_cvae(args: argparse.Namespace) -> dict[str, Any]:
     check_writable(out)
     run = train_clip_cvae(dataset, out, args.data_root, clip=clip, tiny_seconds=args.tiny_seconds,
                           epochs=args.epochs, max_seconds=args.max_seconds, latent_dim=args.latent_dim or 16,
-                          inject=inject, beta=1.0 if args.beta is None else args.beta, cond_noise=args.cond_noise,
+                          inject=inject, beta=0.1 if args.beta is None else args.beta, cond_noise=args.cond_noise,
                           batch_size=args.batch_size, lr=args.lr if args.lr is not None else 1e-3, seed=args.seed, device=args.device,
                           progress=not args.quiet, resume=args.resume, every=args.every, limit=args.limit)
     metrics = run["metrics"]

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 if [ -x scripts/install_browser.sh ]; then bash scripts/install_browser.sh || echo "browser install failed: the browser test will be skipped"; fi
 export MPLBACKEND=Agg
+# pytest runs two workers on two cores; one OpenMP thread each (and in the subprocesses they start) avoids
+# oversubscription, which makes PyTorch's thread pool spin-wait and run 10x slower.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 export CVAELIB_DATA="${CVAELIB_DATA:-$(cd .. && pwd)/shared/data}"
 export CVAELIB_CACHE="${CVAELIB_CACHE:-$HOME/.cache/cvaelib}"
 set +e

@@ -26,6 +26,7 @@ def data_root() -> Path:
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    """Tests share a 2-core machine; one intra-op thread per test process keeps them predictable."""
-    torch.set_num_threads(max(1, int(os.environ.get("CVAELIB_TEST_THREADS", "2"))))
+    """Tests run two at a time (pytest -n 2) on 2 cores: more threads than cores makes OpenMP spin-wait and
+    slows training by 10x or more, so each test process uses one intra-op thread."""
+    torch.set_num_threads(max(1, int(os.environ.get("CVAELIB_TEST_THREADS", "1"))))
     yield
