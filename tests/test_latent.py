@@ -80,8 +80,10 @@ def test_tsne_is_faithful_deterministic_and_keeps_classes(trio):
     assert trustworthiness(z.numpy(), xy, n_neighbors=5) > 0.95
     # the 2-D picture keeps most of the class structure measured in 8-D
     assert knn_accuracy(xy, y) > knn_accuracy(z, y) - 0.08
-    sk = tsne_2d(z, seed=0, backend="sklearn")
-    assert abs(trustworthiness(z.numpy(), sk, n_neighbors=5) - trustworthiness(z.numpy(), xy, n_neighbors=5)) < 0.02
+    if trio["dataset"] == "mnist":  # the fallback backend once is enough (it is the slow one)
+        sk = tsne_2d(z, seed=0, backend="sklearn")
+        tw_sk, tw_fast = (trustworthiness(z.numpy(), e, n_neighbors=5) for e in (sk, xy))
+        assert abs(tw_sk - tw_fast) < 0.02
     tiny = tsne_2d(z[:20], seed=0)  # perplexity is lowered for tiny inputs instead of failing
     assert tiny.shape == (20, 2)
     with pytest.raises(KitError, match="unknown t-SNE backend"):
