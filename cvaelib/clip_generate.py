@@ -74,7 +74,7 @@ def gap_texts(dataset: str, n: int = 2000, seed: int = 0) -> list[str]:
 def train_clip_cvae(dataset: str, out: str | os.PathLike, root: str | os.PathLike | None = None,
                     clip: str = "tiny", tiny_seconds: float = 150.0, epochs: int = 10,
                     max_seconds: float | None = 60.0, latent_dim: int = 16, inject: str = "features",
-                    beta: float = 1.0, cond_noise: float = 0.1, batch_size: int = 128, lr: float = 1e-3,
+                    beta: float = 0.1, cond_noise: float = 0.1, batch_size: int = 128, lr: float = 1e-3,
                     seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
                     resume: bool = False, every: int = 1, limit: int | None = None) -> dict[str, Any]:
     """Train a CLIP-conditioned CVAE on ``dataset``; writes ``out/checkpoint.pt`` (+ ``tinyclip.pt``).
@@ -82,6 +82,8 @@ def train_clip_cvae(dataset: str, out: str | os.PathLike, root: str | os.PathLik
     Returns ``{"model", "encoder", "history", "metrics"}``.  The CVAE sees image embeddings only; the bank of
     training embeddings (retrieval bridge) and the modality-gap statistics ("shift" bridge) go into the checkpoint.
     """
+    from .clip.captions import SYNONYMS
+    from .clip.tiny import class_text_embeddings
     from .data import ImageData, load_dataset, train_val_split
     from .models.clip_cvae import ClipConditionalVAE
     from .train import fit, last_terms, pick_device
@@ -99,10 +101,12 @@ def train_clip_cvae(dataset: str, out: str | os.PathLike, root: str | os.PathLik
     torch.manual_seed(seed)
     model = ClipConditionalVAE(data.shape, cond_dim=encoder.embed_dim, latent_dim=latent_dim, inject=inject,
                                beta=beta, cond_noise=cond_noise, clip="tiny" if clip == "tiny" else clip,
-                               bank_size=10000 if encoder.embed_dim <= 128 else 4096)
+                               bank_size=10000 if encoder.embed_dim <= 128 else 4096,
+                               num_refs=data.num_classes if data.name in SYNONYMS else 0)
     model.set_condition_stats(emb)
-    if data.name in ("mnist", "fashion-mnist"):
+    if data.name in SYNONYMS:  # captioned datasets: gap statistics and one reference text per class
         model.set_gap(emb, encoder.encode_text(gap_texts(data.name)))
+        model.set_reference_texts(class_text_embeddings(encoder, data.name, heldout=False), logit_scale(encoder))
     meta = {"dataset": data.name, "class_names": data.class_names, "clip": encoder.name,
             "clip_weights_id": getattr(encoder, "weights_id", None)}
     history = fit(model, train, val, epochs=epochs, lr=lr, batch_size=batch_size, max_seconds=max_seconds,
@@ -113,6 +117,12 @@ def train_clip_cvae(dataset: str, out: str | os.PathLike, root: str | os.PathLik
                "images_per_second": round(history.images_per_second, 1), "device": str(device),
                "tinyclip": getattr(encoder, "meta", {}), **last_terms(history)}
     return {"model": model, "encoder": encoder, "history": history, "metrics": metrics}
+
+
+def logit_scale(encoder) -> float:
+    """CLIP's learned inverse temperature (100 for OpenAI's CLIP; TinyCLIP learns its own)."""
+    scale = getattr(getattr(encoder, "model", None), "logit_scale", None)
+    return float(scale.exp()) if isinstance(scale, torch.Tensor) else 100.0
 
 
 def load_clip_cvae(path: str | os.PathLike, device: str | torch.device | None = None):

@@ -219,8 +219,8 @@ else:
 # %% [markdown]
 # ## 5. Text → image, and the bridge across the gap
 # Feeding the *text* embedding straight in (`bridge="direct"`) asks the decoder about a region it never saw.
-# The **retrieval bridge** looks up the training image embeddings most similar to the text and conditions each
-# sample on one of them - a nearest-neighbour stand-in for DALL·E 2's learned text-to-image prior.  It also
+# The **retrieval bridge** looks up the training image embeddings the text describes best (ranked as in zero-shot
+# classification: the prompt must beat one reference text per class) and conditions each sample on one of them - a nearest-neighbour stand-in for DALL·E 2's learned text-to-image prior.  It also
 # starts z from that neighbour's latent code plus noise (`z_noise=0.5`) rather than from N(0, I): z and the
 # condition then agree, as they did in training.  The `shift` bridge moves the text by the average gap vector.
 

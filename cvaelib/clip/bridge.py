@@ -8,8 +8,9 @@ Fashion-MNIST with TinyCLIP (FINDINGS.md): a plain text embedding gives the name
 
 Three bridges, one argument (``bridge=``) everywhere in :mod:`cvaelib.clip_generate`:
 
-* ``"retrieval"`` (default) - find the ``k`` training image embeddings most similar to the text (the bank stored in
-  the checkpoint) and condition each sample on one of them.  Conditions are then real image embeddings, the
+* ``"retrieval"`` (default) - find the ``k`` training image embeddings the text describes best (the bank stored in
+  the checkpoint; ranked like zero-shot classification against one reference text per class when the checkpoint
+  has them, else by cosine similarity) and condition each sample on one of them.  Conditions are then real image embeddings, the
   decoder's home ground; it is a nearest-neighbour version of DALL-E 2's text-to-image-embedding prior (Ramesh et
   al. 2022, https://arxiv.org/abs/2204.06125) that needs no training.  The bank also holds each neighbour's
   latent code, so :func:`cvaelib.clip_generate.generate_from_text` can start z from it (plus noise).
@@ -53,8 +54,18 @@ def retrieve(model, text: Tensor, k: int = 64, return_index: bool = False):
         raise KitError(f"the text embedding has {text.shape[-1]} dims, this model's CLIP has {bank.shape[1]}; "
                        f"use the CLIP the model was trained with ({model.config.get('clip')})")
     k = max(1, min(int(k), len(bank)))
-    sims, idx = (bank @ text).topk(k)
-    return (bank[idx], sims, idx) if return_index else (bank[idx], sims)
+    sims = bank @ text
+    if bool(getattr(model, "ref_is_set", False)):
+        # Contrastive retrieval: rank images by log p(prompt | image) among the prompt and the reference texts (one
+        # per class), as zero-shot classification does.  Plain cosine ranking favours images that are close to
+        # *every* text (e.g. "a shirt" retrieves T-shirts and pullovers); this favours images the prompt describes
+        # better than any other class does.
+        logits = model.ref_scale * torch.cat([sims[:, None], bank @ model.ref_text.T], dim=1)
+        score = torch.log_softmax(logits, dim=1)[:, 0]
+    else:
+        score = sims
+    idx = score.topk(k).indices
+    return (bank[idx], sims[idx], idx) if return_index else (bank[idx], sims[idx])
 
 
 @torch.no_grad()

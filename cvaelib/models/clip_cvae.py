@@ -55,12 +55,13 @@ class ClipConditionalVAE(GenerativeModel):
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), cond_dim: int = 64, latent_dim: int = 16,
                  inject: str = "features", cond_hidden: int = 64, width: int = 32, hidden: int = 256,
                  beta: float = 1.0, cond_noise: float = 0.1, bank_size: int = 10000, clip: str = "tiny",
-                 **extra: Any) -> None:
+                 num_refs: int = 10, **extra: Any) -> None:
         if inject not in INJECT_POINTS:
             raise KitError(f"unknown inject point {inject!r}; choose one of {', '.join(INJECT_POINTS)}")
         super().__init__({"image_shape": list(image_shape), "cond_dim": cond_dim, "latent_dim": latent_dim,
                           "inject": inject, "cond_hidden": cond_hidden, "width": width, "hidden": hidden,
-                          "beta": beta, "cond_noise": cond_noise, "bank_size": bank_size, "clip": clip, **extra})
+                          "beta": beta, "cond_noise": cond_noise, "bank_size": bank_size, "clip": clip,
+                          "num_refs": num_refs, **extra})
         ch, h, w = self.image_shape
         self.cond_dim, self.inject, self.cond_noise = cond_dim, inject, float(cond_noise)
         if inject == "features":
@@ -90,6 +91,11 @@ class ClipConditionalVAE(GenerativeModel):
         self.register_buffer("image_center", torch.zeros(cond_dim))
         self.register_buffer("text_center", torch.zeros(cond_dim))
         self.register_buffer("gap_is_set", torch.zeros((), dtype=torch.bool))
+        # Reference texts (one per class of the training data) and CLIP's logit scale: retrieval ranks bank images
+        # by how clearly the prompt, rather than any reference, describes them (see clip.bridge.retrieve).
+        self.register_buffer("ref_text", torch.zeros(num_refs, cond_dim))
+        self.register_buffer("ref_scale", torch.tensor(100.0))
+        self.register_buffer("ref_is_set", torch.zeros((), dtype=torch.bool))
 
     def check_condition(self, c: Tensor | None, n: int | None = None) -> None:
         super().check_condition(c, n)
@@ -178,6 +184,15 @@ class ClipConditionalVAE(GenerativeModel):
         self.image_center.copy_(F.normalize(image_embeddings.float(), dim=-1).mean(0).to(self.image_center.device))
         self.text_center.copy_(F.normalize(text_embeddings.float(), dim=-1).mean(0).to(self.text_center.device))
         self.gap_is_set.fill_(True)
+
+    @torch.no_grad()
+    def set_reference_texts(self, text_embeddings: Tensor, logit_scale: float = 100.0) -> None:
+        """Store reference text embeddings (e.g. one prompt per class) for contrastive retrieval."""
+        if len(text_embeddings) != self.ref_text.shape[0]:
+            raise KitError(f"expected {self.ref_text.shape[0]} reference texts, got {len(text_embeddings)}")
+        self.ref_text.copy_(F.normalize(text_embeddings.float(), dim=-1).to(self.ref_text.device))
+        self.ref_scale.fill_(float(logit_scale))
+        self.ref_is_set.fill_(True)
 
     def after_fit(self, images: Tensor, conditions: Tensor) -> None:
         """Called by :func:`cvaelib.train.fit` at the end: store the training image embeddings' bank."""
