@@ -181,7 +181,9 @@ for k, (a, b) in report["per_class"].items():
 # %% [markdown]
 # **Takeaway:** guidance helps most where sampling is weakest — prompts whose retrieved neighbours are mixed — and
 # costs `STEPS` forward/backward passes through decoder and CLIP per image instead of one decoder pass.
-# (Measured numbers for the full run are in the README.)
+# Measured on MNIST with TinyCLIP (CLIP-CVAE trained 60 s, 16 images per prompt, 60 steps, contrastive): the judge
+# found the prompted digit in **54 %** of plain samples and **94 %** of guided ones (CLIP similarity 0.61 → 0.71);
+# "two", "three", "four" and "seven" went from 13–38 % to 100 %, "five" from 0 % to 44 %.
 #
 # Beware of the judge being fooled too: CLIP and the classifier are different networks, so agreement is evidence,
 # but a strong optimiser can still find images that please CLIP and look odd. The prior weight and the augmentations
