@@ -157,6 +157,8 @@ class ClipConditionalVAE(GenerativeModel):
         self.bank.zero_()
         self.bank[:n] = embeddings[idx.to(embeddings.device)].to(self.bank.device)
         self.bank_count.fill_(n)
+        if not hasattr(self, "bank_z"):  # models that borrow this method (resvae) keep conditions only
+            return
         self.bank_z.zero_()
         self.bank_z_is_set.fill_(images is not None)
         if images is not None:
