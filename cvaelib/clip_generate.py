@@ -189,7 +189,7 @@ def generate_from_text(model, encoder, prompt: str, n: int = 16, seed: int = 0, 
     g = torch.Generator().manual_seed(seed)
     c, rows = text_conditions(model, encoder, prompt, n, bridge=bridge, k=k, generator=g, return_rows=True)
     eps = torch.randn(n, model.latent_dim, generator=g)
-    if rows is not None and z_noise is not None and bool(model.bank_z_is_set):
+    if rows is not None and z_noise is not None and bool(getattr(model, "bank_z_is_set", False)):
         z = model.bank_z[rows].cpu() + float(z_noise) * eps
     else:
         z = eps
