@@ -209,7 +209,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         return _train_clip_cvae(args)
 
     from .checkpoint import check_writable
-    from .data import check_dataset_name, load_dataset, train_val_split
+    from .data import check_dataset_name, load_dataset, subset, train_val_split
     from .models import build_model
     from .train import fit, last_terms, pick_device
     from .viz import save_grid, show_samples
@@ -234,6 +234,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         data = train
     else:
         data = load_dataset(dataset, args.data_root, "train", download=args.download)
+        if args.limit is not None:  # a quick run on a seeded subset
+            data = subset(data, args.limit, seed=args.seed)
         train, val = train_val_split(data, 0.1, seed=args.seed)
     config = _model_config(args, data.shape, data.num_classes)
     if args.model == "attr-cvae":
