@@ -435,7 +435,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         if n_cls and (labels.min() < 0 or labels.max() >= n_cls):
             raise KitError(f"--labels must be class ids in 0..{n_cls - 1}")
         lab = torch.from_numpy(labels.astype(np.int64))
-    elif model.condition == "label":
+    elif model.condition == "label" and getattr(model, "reconstruction_needs_condition", True):
         raise KitError("this model is class-conditional: pass --labels L.npy (int64, one per image)")
     recon = reconstruct_images(model, torch.from_numpy(x), lab)
     _save_npy(args.npy_out, recon.numpy().astype(np.float32))

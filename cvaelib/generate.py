@@ -57,7 +57,8 @@ def generate_images(model, n: int, label: int | None = None, seed: int = 0) -> T
 def reconstruct_images(model, images: Tensor, labels: Tensor | None = None, batch_size: int = 512) -> Tensor:
     """Reconstructions (posterior mean decoded) of ``images`` in [0, 1], batched, on CPU."""
     device = next(model.parameters()).device
-    needs_label = getattr(model, "condition", None) == "label"
+    needs_label = (getattr(model, "condition", None) == "label"
+                   and getattr(model, "reconstruction_needs_condition", True))
     if needs_label and labels is None:
         raise KitError("this model is class-conditional: pass --labels L.npy (int64, one per image)")
     out = []

@@ -27,6 +27,8 @@ class GenerativeModel(nn.Module):
     #: "label" (class ids), "vector" (attributes / embeddings) or None (unconditional)
     condition: str | None = None
     variational: bool = True
+    #: False when only sampling needs the condition (e.g. a VQ-VAE whose prior is class-conditional)
+    reconstruction_needs_condition: bool = True
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()

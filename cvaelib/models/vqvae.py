@@ -190,6 +190,7 @@ class VQVAE(GenerativeModel):
         self.num_classes = int(num_classes)
         # an instance attribute: class-conditional sampling when there are classes, unconditional otherwise
         self.condition = "label" if self.num_classes > 0 else None
+        self.reconstruction_needs_condition = False  # the quantiser ignores the class; only the prior uses it
         self.grid = (h // 4, w // 4)
         self.encoder = nn.Sequential(
             nn.Conv2d(c, width, 4, stride=2, padding=1), nn.SiLU(),
