@@ -2,8 +2,9 @@
 
 Input: ``--n`` real MNIST test images reduced to 16 numbers each by PCA (the size of the lessons' latent codes;
 no model training needed, so the script starts in seconds).  Baseline: ``sklearn.manifold.TSNE(random_state=0)``
-with every other setting at its default (Barnes-Hut, 1,000 iterations).  Kit: ``tsne_2d`` (openTSNE's FFT
-gradients when installed, exact neighbours, PCA initialisation, 100 + 250 iterations).
+with every other setting at its default (Barnes-Hut, 1,000 iterations, all cores).  Kit: ``tsne_2d`` (openTSNE
+when installed: Barnes-Hut below 10,000 codes, exact neighbours, PCA initialisation, 100 + 250 iterations, one
+thread).
 
 Both sides see the same codes and run in alternating rounds (load from other processes hits both alike); each
 side's best wall time counts.  Faithfulness: scikit-learn's ``trustworthiness`` (5 neighbours) of each embedding

@@ -8,9 +8,10 @@ computed in the latent space itself, not in the 2-D picture:
 * k-NN accuracy - how often the majority class of a code's k nearest neighbours is its own class (cross-validated);
 * silhouette - how much closer codes are to their own class than to the nearest other class (-1 .. 1).
 
-t-SNE: van der Maaten & Hinton (2008), JMLR 9.  The fast path uses openTSNE's FFT-accelerated gradients
-(Linderman et al. 2019, Nature Methods 16; Poličar et al. 2024, JSS 109) when it is installed, and scikit-learn's
-Barnes-Hut t-SNE otherwise; ``benchmarks/tsne.py`` measures both against scikit-learn's defaults.
+t-SNE: van der Maaten & Hinton (2008), JMLR 9.  The fast path uses openTSNE (Poličar et al. 2024, JSS 109) when
+it is installed: Barnes-Hut gradients up to 10,000 codes and FFT-interpolated ones above (Linderman et al. 2019,
+Nature Methods 16), with fewer iterations and one thread (see :data:`TSNE_SETTINGS`); scikit-learn's Barnes-Hut
+t-SNE otherwise.  ``benchmarks/tsne.py`` measures it against scikit-learn's defaults.
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ METHODS = ("tsne", "pca")
 #: scikit-learn's 1,000.  With the learning rate N / 12 (Belkina et al. 2019, "Automated optimized parameters for
 #: t-SNE", Nat. Commun. 10) and PCA initialisation (global layout kept) the KL divergence of a few thousand codes
 #: has flattened by then; trustworthiness equals the long runs' to 3 decimals.  Exact neighbours: cheaper than an
-#: index for a few thousand low-dimensional codes, and identical on every machine.
-TSNE_SETTINGS: dict[str, Any] = {"perplexity": 30.0, "early_exaggeration_iter": 100, "n_iter": 250}
+#: index for a few thousand low-dimensional codes, and identical on every machine.  One thread: each iteration is a
+#: few milliseconds of work followed by a barrier, so on a 2-core machine that is doing anything else (or Colab's
+#: two hyper-threads) a second thread waits more than it helps - measured 1.9x slower for 5,000 codes.
+#: Gradient method "auto": Barnes-Hut up to 10,000 codes (measured 7.0 s CPU vs 9.3 s for FFT at 5,000), FFT above.
+TSNE_SETTINGS: dict[str, Any] = {"perplexity": 30.0, "early_exaggeration_iter": 100, "n_iter": 250,
+                                 "method": "auto", "n_jobs": 1}
 
 
 @torch.no_grad()
@@ -91,15 +96,16 @@ def tsne_2d(z: Tensor | np.ndarray, seed: int = 0, perplexity: float | None = No
         perplexity: effective number of neighbours (default 30, lowered automatically for tiny inputs).
         backend: ``"opentsne"`` (FFT-accelerated), ``"sklearn"`` (Barnes-Hut) or ``"auto"`` (openTSNE if
             installed).
-        n_jobs: threads (default: all cores this process may use).
-        options: override :data:`TSNE_SETTINGS` (``n_iter``, ``early_exaggeration_iter``).
+        n_jobs: threads (default 1 for openTSNE, measured fastest on 2 shared cores; all cores for scikit-learn's
+            neighbour search).
+        options: override :data:`TSNE_SETTINGS` (``n_iter``, ``early_exaggeration_iter``, ``method``).
     """
     x = _as_numpy(z)
     settings = {**TSNE_SETTINGS, **options}
     perp = float(perplexity if perplexity is not None else settings.pop("perplexity"))
     settings.pop("perplexity", None)
     perp = min(perp, max(2.0, (len(x) - 1) / 3.0))  # t-SNE needs 3 * perplexity < N
-    n_jobs = n_jobs or _cores()
+    threads = settings.pop("n_jobs", 1)
     if backend not in ("auto", "opentsne", "sklearn"):
         raise KitError(f"unknown t-SNE backend {backend!r}; choose auto, opentsne or sklearn")
     if backend in ("auto", "opentsne"):
@@ -109,14 +115,14 @@ def tsne_2d(z: Tensor | np.ndarray, seed: int = 0, perplexity: float | None = No
             if backend == "opentsne":
                 raise KitError("openTSNE is not installed: pip install openTSNE (or use backend='sklearn')") from None
         else:
-            return _opentsne(openTSNE, x, seed, perp, n_jobs, settings)
+            return _opentsne(openTSNE, x, seed, perp, n_jobs or threads, settings)
     from sklearn.manifold import TSNE
 
     # scikit-learn always spends its first 250 iterations exaggerated; 250 more converge (FINDINGS: max_iter=500
     # is as trustworthy as the default 1,000 at half the time).
     iters = 250 + int(settings["n_iter"])
     tsne = TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto", random_state=seed,
-                max_iter=iters, n_jobs=n_jobs)
+                max_iter=iters, n_jobs=n_jobs or _cores())
     return tsne.fit_transform(x).astype(np.float32)
 
 
@@ -127,7 +133,7 @@ def _opentsne(openTSNE, x: np.ndarray, seed: int, perp: float, n_jobs: int, sett
     # keeps results identical across machines.
     neighbors = "exact" if len(x) <= 20_000 else "auto"
     tsne = openTSNE.TSNE(n_components=2, perplexity=perp, initialization="pca", random_state=seed, n_jobs=n_jobs,
-                         neighbors=neighbors, negative_gradient_method=settings.get("method", "fft"),
+                         neighbors=neighbors, negative_gradient_method=settings.get("method", "auto"),
                          early_exaggeration_iter=int(settings["early_exaggeration_iter"]),
                          n_iter=int(settings["n_iter"]), verbose=False)
     logging.getLogger("openTSNE").setLevel(logging.ERROR)
