@@ -69,6 +69,9 @@ def check_writable(folder: str | os.PathLike, need_bytes: int = 1 << 20) -> None
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and validate a kit checkpoint (never executes code from the file)."""
     p = resolve_checkpoint(path)
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; anything else is cut short or not ours
+        raise CheckpointError(f"{p} is corrupt or truncated (not a complete torch archive); delete it and train "
+                              f"again, or resume from an earlier copy")
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -164,7 +164,8 @@ def parse_prompt(text: str, dataset: str | Sequence[str]) -> list[int]:
     if not found:
         hint = suggest(text, names)
         did = f"the nearest known word is {hint[0]!r} ({names[hint[1]]}, class {hint[1]}); " if hint else ""
-        raise PromptError(f"no class found in {text!r}; {did}known classes: {_known(names)}")
+        shown = text if len(text) <= 60 else text[:57] + "..."  # never echo a 10 kB paste back
+        raise PromptError(f"no class found in {shown!r}; {did}known classes: {_known(names)}")
     return found
 
 

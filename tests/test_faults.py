@@ -18,7 +18,8 @@ from cvaelib.checkpoint import load_checkpoint, save_checkpoint
 from cvaelib.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN = ["-m", "cvaelib", "train", "--model", "cvae", "--dataset", "digits", "--quiet", "--seed", "3"]
+TRAIN_ARGS = ["train", "--model", "cvae", "--dataset", "digits", "--quiet", "--seed", "3"]
+TRAIN = ["-m", "cvaelib", *TRAIN_ARGS]
 
 
 def _env() -> dict:
@@ -55,7 +56,7 @@ def _wait_for_epoch(ckpt: Path, epoch: int, proc: subprocess.Popen, timeout: flo
 
 def test_kill_9_then_resume_reaches_same_quality(tmp_path):
     epochs = "30"
-    straight = _cli(*TRAIN[3:], "--epochs", epochs, "--out", str(tmp_path / "straight"))
+    straight = _cli(*TRAIN_ARGS, "--epochs", epochs, "--out", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, *TRAIN, "--epochs", epochs, "--out", str(out)], cwd=REPO, env=_env(),
@@ -66,7 +67,7 @@ def test_kill_9_then_resume_reaches_same_quality(tmp_path):
     state = load_checkpoint(out / "checkpoint.pt")  # the file on disk is always a complete checkpoint
     assert 5 <= state["epoch"] < 30
     assert not (out / "metrics.json").exists()
-    resumed = _cli(*TRAIN[3:], "--epochs", epochs, "--out", str(out), "--resume")
+    resumed = _cli(*TRAIN_ARGS, "--epochs", epochs, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((out / "metrics.json").read_text())
@@ -89,7 +90,7 @@ def test_ctrl_c_saves_checkpoint_and_exits_130(tmp_path):
 def test_output_folder_that_cannot_exist_fails_before_training(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    _one_line_error(_cli(*TRAIN[3:], "--epochs", "1", "--out", str(blocker / "run")), "cannot write to output folder")
+    _one_line_error(_cli(*TRAIN_ARGS, "--epochs", "1", "--out", str(blocker / "run")), "cannot write to output folder")
 
 
 def test_full_disk_fails_before_training(tmp_path):
@@ -97,7 +98,7 @@ def test_full_disk_fails_before_training(tmp_path):
     code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536)); "
             "from cvaelib.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.run([sys.executable, "-c", code, *TRAIN[3:], "--epochs", "50", "--out", str(tmp_path / "o")],
+    proc = subprocess.run([sys.executable, "-c", code, *TRAIN_ARGS, "--epochs", "50", "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, cwd=REPO, env=_env(), timeout=300)
     _one_line_error(proc, "cannot write to output folder")
     assert not (tmp_path / "o" / "checkpoint.pt").exists()
@@ -128,7 +129,7 @@ def test_loading_never_executes_code(tmp_path):
 @pytest.fixture(scope="module")
 def label_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("label")
-    proc = _cli(*TRAIN[3:], "--epochs", "3", "--out", str(out))
+    proc = _cli(*TRAIN_ARGS, "--epochs", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return out
 
