@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 if [ -x scripts/install_browser.sh ]; then bash scripts/install_browser.sh || echo "browser install failed: the browser test will be skipped"; fi
+# The widget tests also run under Colab's ipywidgets 7.7 (next to the venv's 8.x), from a separate folder.
+IPYW7="$PWD/.venv/ipywidgets7"
+if [ ! -d "$IPYW7/ipywidgets" ]; then
+  .venv/bin/python -m pip install -q --no-deps --target "$IPYW7" "ipywidgets==7.7.5" ipython_genutils \
+    2>&1 | grep -v "is ignored" || true
+fi
+export CVAELIB_IPYWIDGETS7_DIR="$IPYW7"
 export MPLBACKEND=Agg
 # pytest runs two workers on two cores; one OpenMP thread each (and in the subprocesses they start) avoids
 # oversubscription, which makes PyTorch's thread pool spin-wait and run 10x slower.
