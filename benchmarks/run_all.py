@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: the order of the table (scripts found but not listed here follow alphabetically)
 ORDER = ["train_throughput", "data_loading", "clip_text", "tsne"]
-RESULT = re.compile(r"^RESULT\s+(\S+)\s+([-+0-9.eE]+|nan|inf)\s*$")
+RESULT = re.compile(r"^RESULT\s+(\S+)\s+([-+0-9.eE]+|nan|inf)(?:\s.*)?$")  # extra words after the ratio are notes
 
 
 def discover(only: list[str] | None = None) -> list[Path]:
