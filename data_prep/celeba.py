@@ -41,7 +41,7 @@ import numpy as np
 from cvaelib.data.shards import ShardWriter, images_key
 from cvaelib.errors import DataError
 
-from .common import (RESAMPLE, BadImage, Formatter, Log, Parser, build_split, decode, make_pool, positive_int, run,
+from .common import (finish, require_images, RESAMPLE, BadImage, Formatter, Log, Parser, build_split, decode, make_pool, positive_int, run,
                      to_chw)
 
 from cvaelib.models.multilabel_cvae import CELEBA_ATTRIBUTES as ATTRIBUTE_NAMES  # the 40 names, defined once
@@ -349,15 +349,9 @@ def prepare_celeba(src: str | os.PathLike, out: str | os.PathLike, sizes: Sequen
             files = partition[split][:limit] if limit else partition[split]
             entry = build_split(writer, pool, split, files, shard_size, work, shapes, log,
                                 lambda name: {"name": name}, shown)
-            if files and entry["count"] == 0:
-                first = next(s["skipped"][0]["reason"] for s in entry["shards"] if s["skipped"])
-                raise DataError(f"no usable image in the {split} split ({entry['skipped']} skipped, e.g. {first}); "
-                                f"check --src {src}")
-    manifest = writer.manifest
-    total_skipped = sum(s["skipped"] for s in manifest["splits"].values())
-    log("done: " + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
-        + f"; {total_skipped} skipped (listed in {writer.path})", force=True)
-    return manifest
+            if files:
+                require_images(entry, split, f"; check --src {src}")
+    return finish(writer, log)
 
 
 def build_parser() -> Parser:

@@ -37,7 +37,7 @@ from PIL import Image
 from cvaelib.data.shards import ShardWriter, images_key
 from cvaelib.errors import DataError
 
-from .common import (IMAGE_ERRORS, BadImage, Formatter, Log, Parser, build_split, center_square, decode, make_pool,
+from .common import (finish, require_images, IMAGE_ERRORS, BadImage, Formatter, Log, Parser, build_split, center_square, decode, make_pool,
                      positive_int, run, to_chw)
 
 #: nature / bucolic theme (plurals are added automatically: cow -> cows, pony -> ponies, calf -> calves)
@@ -374,14 +374,9 @@ def prepare_coco(annotations: Sequence[str | os.PathLike], out: str | os.PathLik
 
             entry = build_split(writer, pool, split, chosen, shard_size, work, shapes, log,
                                 lambda rec: {"name": rec["file_name"], "id": rec["id"]}, shown)
-            if chosen and entry["count"] == 0:
-                first = next(s["skipped"][0]["reason"] for s in entry["shards"] if s["skipped"])
-                raise DataError(f"no usable image in the {split} split ({entry['skipped']} skipped, e.g. {first})")
-    manifest = writer.manifest
-    total_skipped = sum(s["skipped"] for s in manifest["splits"].values())
-    log("done: " + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
-        + f"; {total_skipped} skipped (listed in {writer.path})", force=True)
-    return manifest
+            if chosen:
+                require_images(entry, split)
+    return finish(writer, log)
 
 
 def build_parser() -> Parser:

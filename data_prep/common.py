@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cvaelib.errors import KitError
+from cvaelib.errors import DataError, KitError
 
 #: errors that mean "this one image is bad" (reported and skipped), never "stop the run"
 IMAGE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
@@ -194,3 +194,19 @@ def make_pool(workers: int):
             return False
 
     return _Pool(max_workers=max(1, workers))
+
+
+def require_images(entry: dict, split: str, hint: str = "") -> None:
+    """A split whose every item was skipped is an error (naming the first reason), never an empty shard set."""
+    if entry["count"] == 0 and entry.get("skipped"):
+        first = next(s["skipped"][0]["reason"] for s in entry["shards"] if s["skipped"])
+        raise DataError(f"no usable image in the {split} split ({entry['skipped']} skipped, e.g. {first}){hint}")
+
+
+def finish(writer, log) -> dict:
+    """Log the per-split counts and skips of a finished run and return its manifest."""
+    manifest = writer.manifest
+    total_skipped = sum(s["skipped"] for s in manifest["splits"].values())
+    log("done: " + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
+        + f"; {total_skipped} skipped (listed in {writer.path})", force=True)
+    return manifest
