@@ -138,6 +138,9 @@ class _PromptCVAE(GenerativeModel):
     def decode(self, z, c=None):
         return self.inner.decode(z, c.argmax(1))
 
+    def sample(self, n, c=None, generator=None):  # the inner CVAE's own sampling prior (fitted by default)
+        return self.inner.sample(n, c.argmax(1), generator=generator)
+
 
 def test_vector_model_prompt_accuracy_via_duck_typing(results, trained, data_root):
     model = _PromptCVAE(load_model(trained["cvae"])).eval()
