@@ -240,6 +240,23 @@ for bridge in ("direct", "shift", "retrieval"):
     print(f"{bridge:9s} {res['overall']:.1%}  " + " ".join(f"{k}:{v:.0%}" for k, v in res["per_class"].items()))
 
 # %% [markdown]
+# A second number that needs no classifier: the **CLIP score**, the cosine between a prompt's text embedding and
+# the image embedding of what was generated for it (Hessel et al. 2021). Real images of the class set the level
+# to aim for.
+
+# %%
+from cvaelib.metrics import clip_score
+
+prompts_by_class = cap.example_prompts(DATASET)
+first_prompts = [prompts_by_class[k][0] for k in sorted(prompts_by_class)]
+t_emb = encoder.encode_text(first_prompts)
+generated = torch.cat([generate_from_text(model, encoder, p, 4, seed=0) for p in first_prompts])
+real = torch.cat([test.float_images()[test.labels == k][:4] for k in sorted(prompts_by_class)])
+print(f"CLIP score, generated {float(clip_score(encoder.encode_images(generated), t_emb.repeat_interleave(4, 0))):.3f}"
+      f" vs real images of the named class {float(clip_score(encoder.encode_images(real), t_emb.repeat_interleave(4, 0))):.3f}"
+      f" ({len(generated)} images each)")
+
+# %% [markdown]
 # ## 6. Try your own prompt
 # The widget only wires a text box to the library function `generate_from_text`.
 
