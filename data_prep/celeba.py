@@ -41,8 +41,8 @@ import numpy as np
 from cvaelib.data.shards import ShardWriter, images_key
 from cvaelib.errors import DataError
 
-from .common import (finish, require_images, RESAMPLE, BadImage, Formatter, Log, Parser, build_split, decode, make_pool, positive_int, run,
-                     to_chw)
+from .common import (RESAMPLE, BadImage, build_split, decode, finish, Formatter, Log, make_pool, Parser, positive_int,
+                     require_images, run, to_chw)
 
 from cvaelib.models.multilabel_cvae import CELEBA_ATTRIBUTES as ATTRIBUTE_NAMES  # the 40 names, defined once
 ALIGNED_SIZE = (178, 218)  # width, height of every img_align_celeba picture

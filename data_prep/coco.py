@@ -37,8 +37,8 @@ from PIL import Image
 from cvaelib.data.shards import ShardWriter, images_key
 from cvaelib.errors import DataError
 
-from .common import (finish, require_images, IMAGE_ERRORS, BadImage, Formatter, Log, Parser, build_split, center_square, decode, make_pool,
-                     positive_int, run, to_chw)
+from .common import (IMAGE_ERRORS, BadImage, build_split, center_square, decode, finish, Formatter, Log, make_pool,
+                     Parser, positive_int, require_images, run, to_chw)
 
 #: nature / bucolic theme (plurals are added automatically: cow -> cows, pony -> ponies, calf -> calves)
 DEFAULT_KEYWORDS = [
