@@ -12,6 +12,7 @@ from .errors import KitError, PromptError
 
 
 def _norm(name: str) -> str:
+    """Lower case, every run of non-alphanumerics becomes one space ("T-Shirt!" -> "t shirt")."""
     return re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
 
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from .data.datasets import FASHION_CLASSES, MNIST_CLASSES, check_dataset_name
 from .errors import PromptError
-from .generate import resolve_label
+from .generate import _norm, resolve_label
 
 #: extra words for each Fashion-MNIST class (the class names themselves are always included)
 FASHION_SYNONYMS: dict[int, tuple[str, ...]] = {
@@ -52,11 +52,6 @@ DIGIT_SYNONYMS: dict[int, tuple[str, ...]] = {
     k: (str(k), word) + (("nought", "naught") if k == 0 else ()) for k, word in enumerate(_NUMBER_WORDS)}
 
 _PLURAL = r"(?:e?s)?"  # sneakers, dresses, 7s; "pants"/"jeans" are listed as they are
-
-
-def _norm(text: str) -> str:
-    """Lower case, every run of non-alphanumerics becomes one space ("T-Shirt!" -> "t shirt")."""
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
 
 
 def _synonyms_for(names: Sequence[str]) -> dict[int, tuple[str, ...]]:
