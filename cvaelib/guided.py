@@ -204,10 +204,11 @@ def _class_scores(model, clip_encoder, prompt: str | Tensor, z: Tensor, num_clas
     """CLIP similarity of ``decode(z_i, k)`` to the prompt for every latent and class ``[n, num_classes]``."""
     text = text_features(clip_encoder, prompt)
     sims = []
-    fitted = model.config.get("prior") == "fitted" and bool(getattr(model, "prior_is_fitted", False))
+    fitted = bool(getattr(model, "uses_fitted_prior", False))
     for k in range(num_classes):
         c = torch.full((len(z),), k, dtype=torch.long, device=z.device)
-        zk = model.prior_mean[k] + z @ model.prior_scale_tril[k].T if fitted else z  # the class's own z
+        # the class's own codes when its prior is fitted (a fixed seed per class keeps the scores comparable)
+        zk = model.prior_z(c, torch.Generator(device=z.device).manual_seed(k)) if fitted else z
         feats = image_features(clip_encoder, torch.sigmoid(model.decode(zk, c)))
         sims.append(feats @ text.to(feats.device))
     return torch.stack(sims, 1).cpu()
@@ -290,16 +291,14 @@ def guide_model(model, clip_encoder, prompt: str, n: int = 8, steps: int = 100, 
             fixed = torch.full((n,), int(label), dtype=torch.long, device=device)
             cond = None
             chosen = int(label)
-            if model.config.get("prior") == "fitted" and bool(model.prior_is_fitted):
-                # this CVAE samples z from a per-class Gaussian fitted to its training codes: start there, and
-                # let the prior term be that Gaussian's (whitened) negative log-density instead of N(0, I)'s
-                mean, tril = model.prior_mean[chosen].float(), model.prior_scale_tril[chosen].float()
+            if getattr(model, "uses_fitted_prior", False):
+                # this CVAE samples z from a per-class mixture fitted to its training codes: start there, and let
+                # the prior term be that mixture's negative log-density per latent dimension instead of N(0, I)'s
                 if z_init is None:
-                    z0 = mean + torch.randn(n, model.latent_dim, generator=g).to(device) @ tril.T
+                    z0 = model.prior_z(fixed, g).to(device)
 
                 def fitted_prior(z):
-                    w = torch.linalg.solve_triangular(tril, (z - mean).T, upper=False)
-                    return 0.5 * w.pow(2).mean()
+                    return -model.prior_log_prob(z, fixed).mean() / model.latent_dim
 
                 prior_fn = prior_fn or fitted_prior
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import KitError
@@ -190,19 +189,9 @@ def interpolate_classes(model, z: Tensor, c0: int, c1: int, steps: int = 8) -> T
 
 def _condition_vector(model, c: Tensor) -> Tensor:
     """The vector the decoder of a :class:`~cvaelib.models.ConditionalVAE` sees for class ids ``c``."""
-    cond = getattr(model, "cond", None)
-    if getattr(model, "condition", None) != "label" or cond is None:
+    if getattr(model, "condition", None) != "label" or not hasattr(model, "condition_vector"):
         raise KitError(f"class interpolation needs a class-conditional model (cvae); this one is {model.name!r}")
-    if cond == "onehot":
-        return F.one_hot(c.long(), model.num_classes).float()
-    return model.dec_embed(c.long())  # concat shares it with the encoder; additive has its own
-
-
-def _decode_vector(model, z: Tensor, v: Tensor) -> Tensor:
-    """Decode codes ``z`` with condition *vectors* ``v`` (mirrors ``ConditionalVAE.decode``, which takes ids)."""
-    if model.cond == "additive":
-        return model.decoder(z + v)
-    return model.decoder(torch.cat([z, v.to(z.dtype)], dim=1))
+    return model.condition_vector(c)
 
 
 @torch.no_grad()
@@ -213,7 +202,7 @@ def _decode_mixed(model, zs: Tensor, c0: int, c1: int, t: Tensor) -> Tensor:
     v = (1 - t) * e[0] + t * e[1]
     was = model.training
     model.eval()
-    out = torch.sigmoid(_decode_vector(model, zs.to(e.device).float(), v)).cpu()
+    out = torch.sigmoid(model.decode_vector(zs.to(e.device).float(), v)).cpu()
     model.train(was)
     return out
 

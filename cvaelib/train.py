@@ -31,6 +31,38 @@ from .models.base import GenerativeModel
 
 
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with native bfloat16 matrix units (Intel AMX / AVX512-BF16), where bf16 convolutions and matrix
+    products run faster than float32; elsewhere (older x86, Apple silicon) bf16 on the CPU is emulated and slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.backends.cpu.get_cpu_capability() in (
+            "AVX512", "AVX512_BF16", "AMX")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The mixed-precision dtype ``fit`` trains with (``None`` = plain float32).
+
+    ``"auto"``: float16 on CUDA (Colab's T4), bfloat16 on CPUs with native bf16 units, else float32.  Weights and
+    loss terms stay float32 either way; only convolutions and matrix products run in the lower precision.
+    """
+    if precision not in PRECISIONS:
+        raise KitError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if precision == "fp32" or device.type not in ("cuda", "cpu"):
+        return None
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_has_fast_bf16() else None
+    return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+def _torch_at_least(major: int, minor: int) -> bool:
+    return tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (major, minor)
 
 
 def seed_everything(seed: int) -> None:
@@ -99,7 +131,7 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
         lr: float = 1e-3, batch_size: int = 128, max_seconds: float | None = None,
         device: str | torch.device | None = None, seed: int = 0, checkpoint: str | os.PathLike | None = None,
         every: int = 1, resume: bool = False, progress: bool = True, meta: dict[str, Any] | None = None,
-        lr_schedule: str = "constant") -> History:
+        lr_schedule: str = "constant", precision: str = "auto") -> History:
     """Train ``model`` with Adam and return its :class:`History`.
 
     Args:
@@ -111,8 +143,11 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
         checkpoint: file path (``.../checkpoint.pt``) to save to every ``every`` epochs and at the end.
         resume: continue from ``checkpoint`` if it exists (weights, optimiser, epoch, shuffling, history).
         meta: extra plain values stored in the checkpoint (e.g. dataset name, class names).
-        lr_schedule: ``"constant"`` or ``"cosine"`` (decay ``lr`` to 0 over ``epochs`` batch by batch: a short run
-            ends at a lower loss than with a constant rate).
+        lr_schedule: ``"constant"`` or ``"cosine"`` (decay ``lr`` to 0 over ``epochs`` batch by batch, or over
+            ``max_seconds`` when that budget runs out first: a short run ends at a lower loss than with a constant
+            rate).
+        precision: ``"auto"`` (float16 on CUDA, bfloat16 on CPUs with native bf16 units, else float32), or force
+            ``"fp32"``, ``"bf16"``, ``"fp16"`` (see :func:`autocast_dtype`).
     """
     if epochs < 0:
         raise KitError(f"epochs must be >= 0, got {epochs}")
@@ -121,8 +156,12 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
     device = pick_device(device)
     ctx, device = _dist_setup(device)  # under torchrun: join the process group (see cvaelib.distributed), else None
     seed_everything(seed + (ctx.rank if ctx is not None else 0))  # each rank its own noise; rank 0 = a plain run
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    amp_dtype = autocast_dtype(device, precision)
+    # channels-last feature maps let oneDNN (CPU) and cuDNN (GPU) pick their fastest convolution kernels
+    model.to(device, memory_format=torch.channels_last).train()
+    # the fused Adam runs one kernel for all parameters (CPU support arrived in torch 2.4)
+    fused = device.type == "cuda" or (device.type == "cpu" and _torch_at_least(2, 4))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
     batches = (TensorBatches(train, batch_size, shuffle=True, device=device, seed=seed, drop_last=len(train) > batch_size)
                if isinstance(train, ImageData) else train)
     if ctx is not None and isinstance(train, ImageData):  # this rank's share of each epoch
@@ -131,10 +170,19 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
     loss_fn = _dist_wrap(model, ctx, device) if ctx is not None else model.loss  # DDP syncs gradients in forward
     steps_per_epoch = len(batches) if hasattr(batches, "__len__") else None
     scheduler = None
+    clock = {"t_start": time.perf_counter()}  # set again below, once a resumed run's elapsed time is known
     if lr_schedule == "cosine" and steps_per_epoch:
         total_steps = max(steps_per_epoch * epochs, 1)
+
+        def fraction_done(step: int) -> float:
+            # with a time budget the rate reaches 0 when the budget runs out, if that comes before the last epoch
+            done = min(step, total_steps) / total_steps
+            if max_seconds:
+                done = max(done, min((time.perf_counter() - clock["t_start"]) / max_seconds, 1.0))
+            return done
+
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * fraction_done(step))))
     history = History()
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None:
@@ -156,8 +204,9 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
             if "rng" in state:
                 torch.set_rng_state(state["rng"])
 
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    use_amp = amp_dtype is not None
+    # float16 gradients can underflow, so scale the loss; bfloat16 has float32's range and needs no scaler
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
 
     def save() -> None:
         if ckpt is None or (ctx is not None and not ctx.is_main):
@@ -179,14 +228,17 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
     bar = tqdm(total=total, disable=quiet, desc=f"{model.name}", unit="batch", leave=True,
                mininterval=0.1 if interactive else 10.0)
     t_start = time.perf_counter() - history.seconds
+    clock["t_start"] = t_start
     try:
         for epoch in range(start_epoch, epochs):
             sums: dict[str, float] = {}
             seen = 0
             for x, c in batches:
                 x = x.to(device, non_blocking=True)
+                if x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 c = _condition(model, c.to(device, non_blocking=True))
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=use_amp):
                     terms = loss_fn(x, c)
                 loss = terms["loss"]
                 bad = not torch.isfinite(loss)

@@ -99,8 +99,8 @@ show_source(optimise_latent)
 # * **contrast with negatives** — with the other digits' prompts as negatives the objective is CLIP's own
 #   classification loss, $-\log \mathrm{softmax}(\cos/\tau)_{\text{prompt}}$. Plain similarity can also be raised
 #   by making the digit bolder and bigger, which raises *every* prompt's similarity;
-# * **the model's own prior** — this CVAE samples z from a per-class Gaussian fitted to its training codes
-#   (lesson 03), so the start and the prior term use that Gaussian, not N(0, I).
+# * **the model's own prior** — this CVAE samples z from a per-class Gaussian mixture fitted to its training codes
+#   (lesson 03), so the start and the prior term use that mixture, not N(0, I).
 
 # %%
 torch.manual_seed(0)

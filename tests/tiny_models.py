@@ -22,7 +22,7 @@ SETTINGS = {
     "ae": {"model": "ae", "latent_dim": 8, "width": 16, "hidden": 128},
     "vae": {"model": "vae", "latent_dim": 8, "width": 16, "hidden": 128, "beta": 1.0},
     "cvae": {"model": "cvae", "latent_dim": 8, "width": 16, "hidden": 128, "num_classes": 10, "cond": "concat",
-             "embed_dim": 16, "beta": 1.0, "prior": "standard"},
+             "embed_dim": 16, "decoder": "conv", "beta": 1.0, "prior": "standard"},
 }
 
 
