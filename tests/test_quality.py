@@ -2,7 +2,7 @@
 
 The fast test trains the default CVAE (the CLI's ``MODEL_DEFAULTS["cvae"]``) on a real MNIST subset for a fixed
 number of epochs (~20 s on 2 cores).  The slow tests are the full-budget acceptance bars; they run only with
-``CVAELIB_SLOW=1`` (about 5 minutes on 2 free cores):
+``CVAELIB_SLOW=1`` (about 3 minutes on 2 free cores):
 
 * MNIST, ``train --max-seconds 60``: samples of each class recognised as that class >= 95 %;
 * Fashion-MNIST, ``train --epochs 10``: test reconstruction SSIM >= 0.80 *and* samples >= 85 % class-correct.
