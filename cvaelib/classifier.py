@@ -47,6 +47,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CVAELIB_CACHE", Path.home() / ".cache" / "cvaelib"))
 
 
+@torch.enable_grad()  # trains even when called under torch.no_grad() (e.g. from an evaluation)
 def train_classifier(train: ImageData, epochs: int = 3, seed: int = 0, device: str | torch.device = "cpu",
                      batch_size: int = 128) -> SmallCNN:
     """Train :class:`SmallCNN` on ``train`` with light shift augmentation (so it judges shapes, not pixels)."""

@@ -127,6 +127,7 @@ def evaluate(model: GenerativeModel, data: ImageData | Iterable, batch_size: int
     return {k: v / max(n, 1) for k, v in totals.items()}
 
 
+@torch.enable_grad()  # trains even when called under torch.no_grad() (e.g. from an evaluation)
 def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | None = None, *, epochs: int = 10,
         lr: float = 1e-3, batch_size: int = 128, max_seconds: float | None = None,
         device: str | torch.device | None = None, seed: int = 0, checkpoint: str | os.PathLike | None = None,

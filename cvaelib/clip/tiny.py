@@ -214,6 +214,7 @@ def _soft_targets(labels: Tensor, self_weight: float = 1.0) -> Tensor:
     return t / t.sum(1, keepdim=True)
 
 
+@torch.enable_grad()  # trains even when called under torch.no_grad() (e.g. from an evaluation)
 def train_tiny_clip(dataset: str = "mnist", root: str | os.PathLike | None = None, seconds: float = 150.0,
                     embed_dim: int = 64, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
                     device: str | torch.device | None = None, data: Any = None, max_steps: int | None = None,

@@ -106,6 +106,7 @@ class CodePrior(nn.Module):
         return codes
 
 
+@torch.enable_grad()  # trains even when called under torch.no_grad() (e.g. from an evaluation)
 def fit_code_prior(prior: CodePrior, codes: Tensor, labels: Tensor | None = None, epochs: int = 10,
                    batch_size: int = 128, lr: float = 1e-3, seed: int = 0, max_seconds: float | None = None,
                    progress: bool = False) -> list[float]:
