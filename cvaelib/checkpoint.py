@@ -19,7 +19,10 @@ import torch
 from .errors import CheckpointError, KitError
 
 KIT_NAME = "cvaelib"
-FORMAT_VERSION = 1
+#: 2: convolutional encoders flatten their feature maps pixel by pixel (format 1: channel by channel), so the
+#: weights of a format-1 model would load but read their features in the wrong order
+FORMAT_VERSION = 2
+MIN_MODEL_FORMAT = 2
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -95,6 +98,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
+def check_model_format(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse model weights from a format older than :data:`MIN_MODEL_FORMAT` (they would load but be wrong)."""
+    found = int(payload.get("format", 1))
+    if found < MIN_MODEL_FORMAT:
+        raise CheckpointError(f"{resolve_checkpoint(path)} was written by an earlier cvaelib (format {found}), whose "
+                              f"encoders order their features differently; train it again with this version")
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", expect: str | None = None):
     """Rebuild a model from a checkpoint's config alone and load its weights (eval mode).
 
@@ -106,6 +117,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", expe
     from .models import build_model
 
     payload = load_checkpoint(path, map_location=device)
+    check_model_format(payload, path)
     name = payload["config"].get("model")
     if expect is not None and name != expect:
         raise CheckpointError(f"{resolve_checkpoint(path)} holds a {name!r} model, not {expect!r}; "

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import check_writable, load_checkpoint, save_checkpoint
+from .checkpoint import check_model_format, check_writable, load_checkpoint, save_checkpoint
 from .data import ImageData, TensorBatches
 from .distributed import ShardedBatches
 from .distributed import setup as _dist_setup
@@ -192,6 +192,7 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
         check_writable(ckpt.parent)
         if resume and ckpt.exists():
             state = load_checkpoint(ckpt, map_location=device)
+            check_model_format(state, ckpt)
             if state["config"] != model.config:
                 raise KitError(f"{ckpt} was trained with another config ({state['config'].get('model')}); "
                                f"use a new output folder or the same settings to resume")

@@ -134,6 +134,17 @@ def label_run(tmp_path_factory):
     return out
 
 
+def test_checkpoint_from_an_older_kit_is_refused(label_run, tmp_path):
+    """Format-1 files (features flattened channel by channel) would load and then decode nonsense: refuse them."""
+    payload = torch.load(label_run / "checkpoint.pt", weights_only=True)
+    old = tmp_path / "old"
+    old.mkdir()
+    torch.save({**payload, "format": 1}, old / "checkpoint.pt")
+    _one_line_error(_cli("generate", "--checkpoint", str(old), "--label", "3", "--out", str(tmp_path / "x.png")),
+                    "earlier cvaelib (format 1)")
+    _one_line_error(_cli(*TRAIN_ARGS, "--epochs", "4", "--resume", "--out", str(old)), "train it again")
+
+
 @pytest.mark.parametrize("prompt,expect", [
     ("", "empty prompt"),
     ("   \t ", "empty prompt"),

@@ -62,6 +62,7 @@ def mnist(data_root):
     x, y, names = eval_images("mnist", data_root, 400, seed=3)
     return {"x": x, "y": y, "names": names, "vae": tiny_model("vae", "mnist", data_root),
             "ae": tiny_model("ae", "mnist", data_root), "cvae": tiny_model("cvae", "mnist", data_root),
+            "vae_beta4": tiny_model("vae-beta4", "mnist", data_root),
             "judge": get_classifier("mnist", data_root)}
 
 
@@ -128,9 +129,10 @@ def test_traversal_sweeps_one_dimension_at_a_time(mnist):
     assert torch.allclose(grid, direct, atol=1e-6)
     # the lesson's point: an active dimension (codes spread out) changes the picture, a dimension the KL term
     # switched off (codes all ~0) barely does
-    spread = encode(model, mnist["x"]).var(0)
+    strong_kl = mnist["vae_beta4"]
+    spread = encode(strong_kl, mnist["x"]).var(0)
     active, dead = int(spread.argmax()), int(spread.argmin())
-    sweep = traverse(model, z, dims=[active, dead], values=[-2.0, 2.0])
+    sweep = traverse(strong_kl, encode(strong_kl, mnist["x"][:1])[0], dims=[active, dead], values=[-2.0, 2.0])
     change_active = float((sweep[0] - sweep[1]).abs().mean())
     change_dead = float((sweep[2] - sweep[3]).abs().mean())
     assert change_active > 0.02 and change_active > 3 * change_dead, (change_active, change_dead)
