@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_benchmark_runs_and_reports_a_ratio(tmp_path, data_root):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--data-root", str(data_root), "--json", str(out)],
+    proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--data-root", str(data_root),
+                           "--json", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "MPLBACKEND": "Agg"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
