@@ -6,10 +6,12 @@ latent 128, three transposed convolutions, sigmoid output, BCE-sum + KL loss) fe
 ``torch.utils.data.DataLoader(torchvision MNIST with ToTensor(), batch_size=128, shuffle=True)``.
 
 The kit side is ``build_model`` with the CLI's ``MODEL_DEFAULTS["cvae"]``, trained by :func:`cvaelib.train.fit`
-from the in-memory :class:`~cvaelib.data.ImageData` path, exactly as ``python -m cvaelib train --model cvae`` does.
+from the in-memory :class:`~cvaelib.data.ImageData` path with the model's ``recommended_batch_size`` (256) and
+learning rate, exactly as ``python -m cvaelib train --model cvae`` does.
 
-Both run the same number of batches of 128 after a warm-up, in alternating rounds in one process (other load on
-a shared machine then hits both alike).  Prints images/s of each and ``RESULT train_throughput <kit/baseline>``.
+Both train on the same number of images per round (``--batches`` batches of 128) after a warm-up, in alternating
+rounds in one process (other load on a shared machine then hits both alike).  Prints images/s of each and
+``RESULT train_throughput <kit/baseline>``.
 
     python benchmarks/train_throughput.py --data-root ../shared/data            # full: 4 rounds x 100 batches
     python benchmarks/train_throughput.py --data-root ../shared/data --quick    # CI: a few batches
@@ -122,9 +124,11 @@ class KitRunner:
         self.round = 0
 
     def run(self, batches: int) -> float:
+        """Train on as many images as ``batches`` batches of the recipe (128 each) and return images per second."""
         part = self.data.take(slice((self.round * batches * BATCH) % 50_000, None)).take(slice(0, batches * BATCH))
         self.round += 1
-        history = fit(self.model, part, epochs=1, batch_size=BATCH, progress=False, device="cpu", seed=self.round)
+        history = fit(self.model, part, epochs=1, batch_size=self.model.recommended_batch_size,
+                      lr=self.model.recommended_lr, progress=False, device="cpu", seed=self.round)
         return history.images_per_second
 
 
@@ -151,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         rates["article"].append(article.run(args.batches))
         rates["kit"].append(kit.run(args.batches))
     a, k = statistics.median(rates["article"]), statistics.median(rates["kit"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds x {args.batches} "
-          f"batches of {BATCH}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds x "
+          f"{args.batches * BATCH} images (recipe: batches of {BATCH}; kit: batches of "
+          f"{kit.model.recommended_batch_size})")
     print(f"article recipe (ConcatConditionalVAE + DataLoader/ToTensor): {a:8.0f} images/s  "
           f"(rounds: {', '.join(f'{r:.0f}' for r in rates['article'])})")
     print(f"kit default cvae {MODEL_DEFAULTS['cvae']}: {k:8.0f} images/s  "

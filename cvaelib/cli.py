@@ -21,8 +21,8 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "ae": {"latent_dim": 16},
     "vae": {"latent_dim": 16},
     "vae-mlp": {"latent_dim": 20},
-    "cvae": {"latent_dim": 64, "width": 16, "hidden": 0, "decoder": "mlp", "decoder_hidden": 1024, "beta": 0.02,
-             "prior": "fitted"},
+    "cvae": {"latent_dim": 96, "width": 16, "hidden": 0, "decoder": "mlp", "decoder_hidden": 1024, "decoder_layers": 1,
+             "beta": 0.02, "prior": "fitted", "prior_components": 30},
     "resvae": {"latent_dim": 128},
     "attr-cvae": {"latent_dim": 128},
     "clip-cvae": {"latent_dim": 16},
@@ -81,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", default=None, help="folder with MNIST/ FashionMNIST/ ($CVAELIB_DATA or ./data)")
     t.add_argument("--epochs", type=_positive(int, "--epochs", True), default=10)
     t.add_argument("--max-seconds", type=_positive(float, "--max-seconds"), default=None)
-    t.add_argument("--latent-dim", type=_positive(int, "--latent-dim"), default=None)
-    t.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=128)
+    t.add_argument("--latent-dim", type=_positive(int, "--latent-dim"), default=None,
+                   help="size of z (cvae default: 96, at most a quarter of the pixels)")
+    t.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=None,
+                   help="images per step (default 256 for cvae, 128 otherwise)")
     t.add_argument("--lr", type=_positive(float, "--lr"), default=None,
                    help="Adam learning rate (default 4e-3 for cvae, 1e-3 otherwise)")
     t.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],
@@ -190,6 +192,9 @@ def _model_config(args: argparse.Namespace, shape: tuple[int, int, int], num_cla
         if args.cond not in COND_MODES:
             raise KitError(f"unknown --cond {args.cond!r}; choose one of: {', '.join(COND_MODES)}")
         config.update(cond=args.cond, num_classes=num_classes)
+        if args.latent_dim is None:  # at most a quarter of the pixels: 96 for 28x28, 16 for the 8x8 digits
+            # (digits, 400 epochs: 99.2 % class-correct samples with z 16, 96.7 % with 64, 92.8 % with 96)
+            config["latent_dim"] = min(config["latent_dim"], shape[1] * shape[2] // 4)
     if args.model == "vqvae":  # --beta is the commitment weight; the code prior is class-conditional
         config.update(num_classes=num_classes)
     return config
@@ -251,12 +256,14 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     meta = {"dataset": dataset, "class_names": data.class_names}
     world = int(os.environ.get("WORLD_SIZE", 1))  # > 1 under torchrun: fit runs DDP (cvaelib.distributed)
     lr = args.lr if args.lr is not None else getattr(type(model), "recommended_lr", 1e-3)
+    batch_size = args.batch_size or getattr(type(model), "recommended_batch_size", 128)
     history = fit(model, train, val, epochs=args.epochs, lr=lr, lr_schedule=args.lr_schedule,
-                  batch_size=args.batch_size, precision=args.precision,
+                  batch_size=batch_size, precision=args.precision,
                   max_seconds=args.max_seconds, device=device, seed=args.seed, checkpoint=out / "checkpoint.pt",
                   every=args.every, resume=args.resume, progress=not args.quiet, meta=meta)
     metrics = {"model": args.model, "dataset": dataset, "config": config, "epochs": history.epochs,
                "seconds": round(history.seconds, 3), "images_per_second": round(history.images_per_second, 1),
+               "batch_size": batch_size, "lr": lr,
                "stopped_by_time": history.stopped_by_time, "interrupted": history.interrupted,
                "device": str(device), "world_size": world, **last_terms(history)}
     if not is_main_process():  # under torchrun only rank 0 writes files
@@ -512,7 +519,8 @@ def _train_clip_cvae(args: argparse.Namespace) -> dict[str, Any]:
     run = train_clip_cvae(dataset, out, args.data_root, clip=clip, tiny_seconds=args.tiny_seconds,
                           epochs=args.epochs, max_seconds=args.max_seconds, latent_dim=args.latent_dim or 16,
                           inject=inject, beta=0.1 if args.beta is None else args.beta, cond_noise=args.cond_noise,
-                          batch_size=args.batch_size, lr=args.lr if args.lr is not None else 1e-3, seed=args.seed, device=args.device,
+                          batch_size=args.batch_size or 128, lr=args.lr if args.lr is not None else 1e-3,
+                          seed=args.seed, device=args.device,
                           progress=not args.quiet, resume=args.resume, every=args.every, limit=args.limit)
     metrics = run["metrics"]
     _write_json(out / "metrics.json", metrics)

@@ -69,10 +69,13 @@ def test_prior_samples_follow_the_mixture(trained):
 def test_small_and_missing_classes_fall_back_gracefully():
     model = ConditionalVAE((1, 28, 28), num_classes=3, latent_dim=4, prior_components=10)
     x = torch.rand(40, 1, 28, 28)
-    y = torch.tensor([0] * 39 + [1])  # class 0: 39 codes (4 components at most 39 // 8); class 1: one; class 2: none
+    y = torch.tensor([0] * 39 + [1])  # class 0: 39 codes (4 clusters at most, 39 // 8); class 1: one; class 2: none
     model.fit_prior(x, y)
     used = torch.isfinite(model.prior_logits).sum(1).tolist()
-    assert used == [4, 1, 1]
+    assert 1 <= used[0] <= 4 and used[1:] == [1, 1]
+    # every cluster of class 0 holds more codes than z has dimensions (smaller ones are merged), weights sum to 1
+    weights = model.prior_logits[0].softmax(0)[:used[0]]
+    assert bool((weights * 39 > 4 + 1e-4).all()) and abs(float(weights.sum()) - 1) < 1e-5
     assert torch.equal(model.prior_mean[2], torch.zeros(10, 4))  # the absent class keeps N(0, I)
     assert torch.isfinite(model.prior_z(torch.tensor([0, 1, 2]))).all()
 
@@ -92,6 +95,25 @@ def test_trunks_shapes():
     assert MLPDecoder(12, 3, (8, 8), hidden=32)(torch.rand(5, 12)).shape == (5, 3, 8, 8)
     with pytest.raises(ValueError, match="decoder"):
         ConditionalVAE((1, 28, 28), decoder="deconv")
+
+
+def test_conv_encoder_flattens_pixel_by_pixel_in_any_layout():
+    """Feature i of pixel (r, c) is channel i of that pixel (checkpoint format 2), whatever the memory layout."""
+    torch.manual_seed(0)
+    enc = ConvEncoder(1, (28, 28), width=8, hidden=0)
+    x = torch.rand(4, 1, 28, 28)
+    h = enc(x)
+    maps = enc.conv(x)  # [4, 16, 7, 7]
+    assert torch.allclose(h[:, :16], maps[:, :, 0, 0]) and torch.allclose(h[:, 16:32], maps[:, :, 0, 1])
+    enc_cl = enc.to(memory_format=torch.channels_last)
+    assert torch.allclose(enc_cl(x.contiguous(memory_format=torch.channels_last)), h, atol=1e-6)
+
+
+def test_decoder_depth_is_a_setting():
+    linears = lambda m: sum(isinstance(layer, torch.nn.Linear) for layer in m.decoder.modules())  # noqa: E731
+    assert linears(ConditionalVAE((1, 28, 28))) == 2  # the default: one hidden layer of 1,024 units
+    assert linears(ConditionalVAE((1, 28, 28), decoder_layers=2)) == 3
+    assert ConditionalVAE((1, 28, 28), decoder_layers=2).config["decoder_layers"] == 2
 
 
 def test_autocast_dtype_choices():
