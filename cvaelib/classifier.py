@@ -2,8 +2,8 @@
 
 It is trained on the real training split, independently of any generative model, and cached on disk so that
 tests, metrics and notebooks train it once.  Typical test accuracy after the default epochs (3; 20 for the tiny
-digits set, whose 1,438 training images give too few steps in 3 epochs): MNIST ~99 %,
-Fashion-MNIST ~91 %, digits ~97 %.
+digits set, whose 1,438 training images give too few steps in 3 epochs): MNIST ~99.2 %, Fashion-MNIST ~90 %,
+digits ~98 %.  Training takes about a minute on one CPU core with native bfloat16 (two without), seconds on a GPU.
 """
 
 from __future__ import annotations
@@ -16,20 +16,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .cache import default_cache_dir, load_or_build
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ImageData, TensorBatches
 
+#: bumped whenever SmallCNN or its training changes, so a cached judge of another design is never loaded
+JUDGE_VERSION = 2
+
+
+def _block(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
 
 class SmallCNN(nn.Module):
-    """conv-conv-pool-conv-pool-linear; works for 28x28 and 8x8 inputs (adaptive pooling)."""
+    """conv-pool-conv-(pool)-conv-linear; works for 28x28 and 8x8 inputs.
 
-    def __init__(self, channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
+    The first pooling comes right after the first convolution: the wide convolutions then run on 14x14 maps,
+    which makes training ~3x cheaper than convolving twice at full resolution, for the same accuracy.  Inputs of
+    at least 16 pixels are pooled twice (28 -> 14 -> 7), the 8x8 digits once (8 -> 4).
+    """
+
+    def __init__(self, channels: int = 1, num_classes: int = 10, width: int = 32, image_size: int = 28) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+            *_block(channels, width), nn.MaxPool2d(2),
+            *_block(width, 2 * width), nn.MaxPool2d(2) if image_size >= 16 else nn.Identity(),
+            *_block(2 * width, 2 * width), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
         )
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * width * 16, 128), nn.ReLU(),
                                   nn.Linear(128, num_classes))
@@ -42,17 +54,19 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-def default_cache_dir() -> Path:
-    """``$CVAELIB_CACHE`` or ``~/.cache/cvaelib``."""
-    return Path(os.environ.get("CVAELIB_CACHE", Path.home() / ".cache" / "cvaelib"))
-
-
 @torch.enable_grad()  # trains even when called under torch.no_grad() (e.g. from an evaluation)
 def train_classifier(train: ImageData, epochs: int = 3, seed: int = 0, device: str | torch.device = "cpu",
                      batch_size: int = 128) -> SmallCNN:
     """Train :class:`SmallCNN` on ``train`` with light shift augmentation (so it judges shapes, not pixels)."""
+    from .train import cpu_has_fast_bf16
+
     torch.manual_seed(seed)
-    model = SmallCNN(train.shape[0], train.num_classes).to(device)
+    device = torch.device(device)
+    model = SmallCNN(train.shape[0], train.num_classes, image_size=min(train.shape[1:]))
+    # channels-last maps and, on CPUs with native bf16 units, bfloat16 make training ~1.6x and ~2x faster on a CPU
+    # (the judge's accuracy is unchanged)
+    model.to(device, memory_format=torch.channels_last)
+    bf16 = device.type == "cpu" and cpu_has_fast_bf16()
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     batches = TensorBatches(train, batch_size, device=device, seed=seed)
     steps = epochs * len(batches)
@@ -62,8 +76,9 @@ def train_classifier(train: ImageData, epochs: int = 3, seed: int = 0, device: s
         for x, y in batches:
             pad = max(1, x.shape[-1] // 14)
             dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,)))
-            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            loss = F.cross_entropy(model(x), y)
+            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3)).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -96,19 +111,22 @@ def get_classifier(dataset: str, root: str | os.PathLike | None = None, epochs: 
 
     train = load_dataset(dataset, root, "train")
     epochs = int(epochs) if epochs is not None else DEFAULT_EPOCHS.get(train.name, 3)
-    key = hashlib.sha1(train.images.numpy().tobytes()[:1 << 20] + f"{len(train)}-{epochs}-{seed}".encode())
+    key = hashlib.sha1(train.images.numpy().tobytes()[:1 << 20]
+                       + f"{len(train)}-{epochs}-{seed}-v{JUDGE_VERSION}".encode())
     path = Path(cache_dir or default_cache_dir()) / f"classifier-{train.name}-{key.hexdigest()[:12]}.pt"
-    if path.exists():
-        try:
-            state = load_checkpoint(path)
-            model = SmallCNN(**state["config"])
-            model.load_state_dict(state["state_dict"])
-            model.dataset_name = train.name  # lets metrics label their numbers ("classifier:mnist")
-            return model.eval()
-        except Exception:  # a stale or broken cache is rebuilt, never trusted
-            path.unlink(missing_ok=True)
-    model = train_classifier(train, epochs=epochs, seed=seed)
-    save_checkpoint(path, {"config": {"channels": train.shape[0], "num_classes": train.num_classes},
-                           "state_dict": model.state_dict()})
-    model.dataset_name = train.name
-    return model
+    config = {"channels": train.shape[0], "num_classes": train.num_classes, "image_size": min(train.shape[1:])}
+
+    def load(p: Path) -> SmallCNN:
+        state = load_checkpoint(p)
+        model = SmallCNN(**state["config"])
+        model.load_state_dict(state["state_dict"])
+        return model
+
+    def build(p: Path) -> SmallCNN:
+        model = train_classifier(train, epochs=epochs, seed=seed)
+        save_checkpoint(p, {"config": config, "state_dict": model.state_dict()})
+        return model
+
+    model = load_or_build(path, load, build, what=f"the {train.name} judge")
+    model.dataset_name = train.name  # lets metrics label their numbers ("classifier:mnist")
+    return model.eval()

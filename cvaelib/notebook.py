@@ -7,10 +7,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .train import pick_device, seed_everything
+
+if TYPE_CHECKING:
+    from .classifier import SmallCNN
+    from .data import ImageData
 
 
 @dataclass
@@ -23,6 +28,20 @@ class NotebookEnv:
     data_root: Path
     work_dir: Path
     download: bool
+
+    def judge(self, dataset: str, train: "ImageData | None" = None) -> "SmallCNN":
+        """The independent classifier that judges a lesson's samples ("is this really a sneaker?").
+
+        Normally the kit's cached judge for ``dataset`` (:func:`cvaelib.classifier.get_classifier`: trained once on
+        the full training split, about a minute on a CPU, then loaded).  In SMOKE mode, when the lesson passes its
+        small ``train`` subset, a one-epoch classifier on that subset instead: seconds, and good enough for a smoke
+        run's numbers.
+        """
+        from .classifier import get_classifier, train_classifier
+
+        if self.smoke and train is not None:
+            return train_classifier(train, epochs=1)
+        return get_classifier(dataset, self.data_root)
 
 
 def _find_data_root() -> Path:

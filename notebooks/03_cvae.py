@@ -41,7 +41,7 @@ if "google.colab" in sys.modules:
 import torch
 
 import cvaelib
-from cvaelib.classifier import get_classifier, predict, train_classifier
+from cvaelib.classifier import predict
 from cvaelib.metrics import conditional_accuracy, sample_per_class, ssim
 from cvaelib.notebook import setup, show, show_source
 
@@ -160,8 +160,7 @@ check_class_samples(class_samples)
 #   CNN trained on the real training images, never on generated ones — say which class it sees.
 
 # %%
-judge = (train_classifier(train, epochs=1) if env.smoke
-         else get_classifier("fashion-mnist", env.data_root))
+judge = env.judge("fashion-mnist", train)  # SMOKE: a quick judge trained on the small subset
 x, y = test.float_images(), test.labels
 print(f"{'model':10s} {'SSIM':>6s} {'class-correct':>14s}   weakest class")
 for cond, model in models.items():

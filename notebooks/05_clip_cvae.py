@@ -46,9 +46,8 @@ if "google.colab" in sys.modules:
 import torch
 
 import cvaelib
-from cvaelib.classifier import get_classifier, predict, train_classifier
 from cvaelib.clip import captions as cap
-from cvaelib.clip.tiny import class_text_embeddings, get_tiny_clip, train_tiny_clip, zero_shot_accuracy
+from cvaelib.clip.tiny import get_tiny_clip, train_tiny_clip, zero_shot_accuracy
 from cvaelib.clip_generate import (generate_from_images, generate_from_text, interpolate, load_clip_cvae,
                                    manipulate, prompt_accuracy, reconstruct, train_clip_cvae)
 from cvaelib.notebook import setup, show, show_source
@@ -233,7 +232,7 @@ show(cvaelib.show_grid(torch.cat(rows), ncols=8, title=f"'{prompt}': direct / sh
 # Measure it: an independent classifier judges 32 samples per prompt (prompts a student would type).
 
 # %%
-judge = train_classifier(train, epochs=1) if env.smoke else get_classifier(DATASET, env.data_root)
+judge = env.judge(DATASET, train)  # SMOKE: a quick judge trained on the small subset
 for bridge in ("direct", "shift", "retrieval"):
     res = prompt_accuracy(model, encoder, cap.example_prompts(DATASET), judge, n=8 if env.smoke else 32,
                           bridge=bridge)

@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:
 import torch
 
 import cvaelib
-from cvaelib.classifier import get_classifier, predict
+from cvaelib.classifier import predict
 from cvaelib.clip.tiny import TINY_FILE, get_tiny_clip, save_tiny_clip, train_tiny_clip
 from cvaelib.clip_generate import train_clip_cvae
 from cvaelib.guided import compare_with_sampling, guide_model, optimise_latent, strip_figure
@@ -68,7 +68,7 @@ elif env.smoke:
     encoder = train_tiny_clip(DATASET, data=train, seconds=20, max_steps=20, progress=False)
 else:
     encoder = get_tiny_clip(DATASET, env.data_root, seconds=150.0)  # trained once, then cached
-judge = get_classifier(DATASET, env.data_root)  # the independent judge: "is this really a seven?"
+judge = env.judge(DATASET, train)  # the independent judge: "is this really a seven?"
 
 # %% [markdown]
 # ## 1. Sampling vs optimising

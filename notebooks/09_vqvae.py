@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import cvaelib
-from cvaelib.classifier import get_classifier, predict
+from cvaelib.classifier import predict
 from cvaelib.metrics import classifier_fid, ssim
 from cvaelib.models import ConvVAE, VQVAE
 from cvaelib.models.vqvae import VectorQuantizer
@@ -134,7 +134,7 @@ show(cvaelib.plot_history(vq_hist, ["recon", "commit", "perplexity"]))
 # %%
 vq, vae = vq.cpu().eval(), vae.cpu().eval()
 rec_vq, rec_vae = vq.reconstruct(x_test), vae.reconstruct(x_test)
-judge = get_classifier("fashion-mnist", env.data_root)
+judge = env.judge("fashion-mnist", train)
 scores = {
     "VAE": (float(ssim(rec_vae, x_test)), classifier_fid(rec_vae, x_test, judge, warn=False).value),
     "VQ-VAE": (float(ssim(rec_vq, x_test)), classifier_fid(rec_vq, x_test, judge, warn=False).value),

@@ -18,10 +18,26 @@ export MPLBACKEND=Agg
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 export CVAELIB_DATA="${CVAELIB_DATA:-$(cd .. && pwd)/shared/data}"
 export CVAELIB_CACHE="${CVAELIB_CACHE:-$HOME/.cache/cvaelib}"
+# The judges and the TinyCLIP that many tests share take a minute or more each to train on a cold cache: train them
+# next to the tests, in their own processes, so the test workers rarely wait (a file lock keeps every model to one
+# training; a test that needs one before it is ready waits for it).  Only for the whole suite: a selection
+# (`bash scripts/test.sh -k name`) trains just what its tests need.
+WARM_LOG="$(mktemp)"
+warm=""
+if [ "$#" -eq 0 ]; then
+  .venv/bin/python tests/tiny_models.py --jobs 2 >"$WARM_LOG" 2>&1 &
+  warm=$!
+fi
 set +e
 .venv/bin/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider --durations=15 "$@"
 status=$?
+warm_status=0
+if [ -n "$warm" ]; then wait "$warm"; warm_status=$?; fi
 set -e
+if [ "$warm_status" -ne 0 ]; then
+  echo "warning: training the shared test models failed (the tests trained what they needed):"; tail -5 "$WARM_LOG"
+fi
+rm -f "$WARM_LOG"
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: treating as failure"; exit 1
 fi

@@ -18,22 +18,21 @@ import torch.nn.functional as F
 from cvaelib.checkpoint import load_model
 from cvaelib.classifier import get_classifier, predict
 from cvaelib.clip.bridge import retrieve, text_anchor, text_conditions
-from cvaelib.clip.tiny import TINY_FILE, get_tiny_clip, save_tiny_clip
+from cvaelib.clip.tiny import TINY_FILE, save_tiny_clip
 from cvaelib.clip_generate import (generate_from_images, generate_from_text, interpolate, load_clip_cvae,
                                    manipulate, prompt_accuracy, reconstruct, train_clip_cvae)
 from cvaelib.data import load_dataset, subset
 from cvaelib.errors import KitError
 from cvaelib.models import build_model
 from cvaelib.models.clip_cvae import INJECT_POINTS, ClipConditionalVAE, perturb_condition
-
-TEST_STEPS = 300  # same settings as tests/test_tiny_clip.py -> the same cached TinyCLIP
+from tiny_models import tiny_clip
 
 
 @pytest.fixture(scope="module")
 def run(data_root, tmp_path_factory):
     """A clip-cvae trained for 4 epochs on 20,000 real MNIST images (~25 s) with the cached test TinyCLIP."""
     out = tmp_path_factory.mktemp("clip_cvae")
-    enc = get_tiny_clip("mnist", data_root, seconds=3000.0, max_steps=TEST_STEPS, progress=False)
+    enc = tiny_clip(data_root)
     save_tiny_clip(enc, out / TINY_FILE)  # the run folder's TinyCLIP is used, not retrained
     r = train_clip_cvae("mnist", out, data_root, epochs=4, max_seconds=None, limit=20000, progress=False)
     return out, r

@@ -14,6 +14,7 @@ from cvaelib.evaluate import evaluate_checkpoint, evaluate_model, format_table
 from cvaelib.models import ConditionalVAE, GenerativeModel, build_model
 from cvaelib.prompts import parse_prompt
 from cvaelib.train import fit
+from tiny_models import tiny_clip
 
 N = 300
 
@@ -164,10 +165,10 @@ def test_vector_model_prompt_accuracy_via_duck_typing(results, trained, data_roo
 
 def test_clip_cvae_checkpoint_prompt_metrics(data_root, tmp_path):
     """A real clip-cvae run folder (cached test TinyCLIP + a briefly trained CVAE): prompt accuracy, CLIP score."""
-    from cvaelib.clip.tiny import TINY_FILE, get_tiny_clip, save_tiny_clip
+    from cvaelib.clip.tiny import TINY_FILE, save_tiny_clip
     from cvaelib.clip_generate import train_clip_cvae
 
-    enc = get_tiny_clip("mnist", data_root, seconds=3000.0, max_steps=300, progress=False)  # as tests/test_tiny_clip
+    enc = tiny_clip(data_root)
     save_tiny_clip(enc, tmp_path / TINY_FILE)
     train_clip_cvae("mnist", tmp_path, data_root, epochs=2, max_seconds=None, limit=3000, lr=3e-3, batch_size=64,
                     progress=False)

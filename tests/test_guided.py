@@ -7,20 +7,19 @@ import pytest
 import torch
 
 from cvaelib.classifier import get_classifier, predict
-from cvaelib.clip.tiny import get_tiny_clip
 from cvaelib.data import load_dataset, subset
 from cvaelib.errors import KitError
 from cvaelib.guided import augment, guide_model, image_features, optimise_latent, strip_figure
 from cvaelib.models import ConditionalVAE, VQVAE
 from cvaelib.train import fit
+from tiny_models import tiny_clip
 
 #: the cached test TinyCLIP of tests/test_tiny_clip.py (same settings -> the same cache file, trained once)
-TINY = dict(seconds=3000.0, max_steps=300, progress=False)
 
 
 @pytest.fixture(scope="module")
 def tiny(data_root):
-    return get_tiny_clip("mnist", data_root, **TINY)
+    return tiny_clip(data_root)
 
 
 @pytest.fixture(scope="module")

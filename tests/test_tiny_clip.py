@@ -14,18 +14,17 @@ import torch
 
 from cvaelib.clip import ClipEncoder, load_clip
 from cvaelib.clip import captions as cap
-from cvaelib.clip.tiny import (TinyClipEncoder, class_text_embeddings, get_tiny_clip, load_tiny_clip,
-                               save_tiny_clip, train_tiny_clip, zero_shot_accuracy)
+from cvaelib.clip.tiny import (TinyClipEncoder, class_text_embeddings, load_tiny_clip, save_tiny_clip,
+                               train_tiny_clip, zero_shot_accuracy)
 from cvaelib.data import load_dataset, subset
 from cvaelib.errors import CheckpointError, KitError
-
-#: the cached test TinyCLIP (shared with tests/test_clip_cvae.py: same settings -> same cache file)
-TEST_STEPS = 300  # ~85 s of one CPU core on a cold cache (zero-shot ~98 % on MNIST), then loaded from the cache
+from tiny_models import tiny_clip
 
 
 @pytest.fixture(scope="module")
 def tiny_mnist(data_root) -> TinyClipEncoder:
-    return get_tiny_clip("mnist", data_root, seconds=3000.0, max_steps=TEST_STEPS, progress=False)
+    """The cached TinyCLIP that every CLIP test shares (``tiny_models.TINY_CLIP``)."""
+    return tiny_clip(data_root)
 
 
 def test_heldout_templates_are_unseen():

@@ -343,22 +343,21 @@ def get_tiny_clip(dataset: str, root: str | os.PathLike | None = None, seconds: 
     The cache (``$CVAELIB_CACHE`` or ``~/.cache/cvaelib``) is keyed by the data, ``seconds``, ``max_steps``,
     ``seed`` and ``embed_dim``; a broken cache file is retrained, never trusted.
     """
-    from ..classifier import default_cache_dir
+    from ..cache import default_cache_dir, load_or_build
     from ..data import load_dataset
 
     train = load_dataset(dataset, root, "train")
     key = hashlib.sha1(train.images.numpy().tobytes()[:1 << 20]
                        + f"{len(train)}-{seconds}-{max_steps}-{seed}-{embed_dim}-v1".encode()).hexdigest()[:12]
     path = Path(cache_dir or default_cache_dir()) / f"tinyclip-{train.name}-{key}.pt"
-    if path.exists():
-        try:
-            return load_tiny_clip(path, device)
-        except Exception:  # a stale or broken cache is rebuilt, never trusted
-            path.unlink(missing_ok=True)
-    enc = train_tiny_clip(dataset, root, seconds=seconds, seed=seed, embed_dim=embed_dim, data=train,
-                          max_steps=max_steps, device=device, progress=progress)
-    save_tiny_clip(enc, path)
-    return enc
+
+    def build(p: Path) -> TinyClipEncoder:
+        enc = train_tiny_clip(dataset, root, seconds=seconds, seed=seed, embed_dim=embed_dim, data=train,
+                              max_steps=max_steps, device=device, progress=progress)
+        save_tiny_clip(enc, p)
+        return enc
+
+    return load_or_build(path, lambda p: load_tiny_clip(p, device), build, what=f"TinyCLIP for {train.name}")
 
 
 # --------------------------------------------------------------------------------------------------- evaluation
