@@ -4,6 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
+export MPLBACKEND=Agg
+# pytest runs two workers on two cores; one OpenMP thread each (and in the subprocesses they start) avoids
+# oversubscription, which makes PyTorch's thread pool spin-wait and run 10x slower.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
+export CVAELIB_DATA="${CVAELIB_DATA:-$(cd .. && pwd)/shared/data}"
+export CVAELIB_CACHE="${CVAELIB_CACHE:-$HOME/.cache/cvaelib}"
+# The judges and the TinyCLIP that many tests share take a minute or more each to train on a cold cache: train them
+# from now on (while the browser installs, then next to the tests), one process per core, so the test workers rarely
+# wait (a file lock keeps every model to one training; a test that needs one before it is ready waits for it).
+# Only for the whole suite: a selection (`bash scripts/test.sh -k name`) trains just what its tests need.
+WARM_LOG="$(mktemp)"
+warm=""
+if [ "$#" -eq 0 ]; then
+  .venv/bin/python tests/tiny_models.py --jobs 2 >"$WARM_LOG" 2>&1 &
+  warm=$!
+fi
 if [ -x scripts/install_browser.sh ]; then bash scripts/install_browser.sh || echo "browser install failed: the browser test will be skipped"; fi
 # The widget tests also run under Colab's ipywidgets 7.7 (next to the venv's 8.x), from a separate folder.
 IPYW7="$PWD/.venv/ipywidgets7"
@@ -12,22 +28,6 @@ if [ ! -d "$IPYW7/ipywidgets" ]; then
     2>&1 | grep -v "is ignored" || true
 fi
 export CVAELIB_IPYWIDGETS7_DIR="$IPYW7"
-export MPLBACKEND=Agg
-# pytest runs two workers on two cores; one OpenMP thread each (and in the subprocesses they start) avoids
-# oversubscription, which makes PyTorch's thread pool spin-wait and run 10x slower.
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
-export CVAELIB_DATA="${CVAELIB_DATA:-$(cd .. && pwd)/shared/data}"
-export CVAELIB_CACHE="${CVAELIB_CACHE:-$HOME/.cache/cvaelib}"
-# The judges and the TinyCLIP that many tests share take a minute or more each to train on a cold cache: train them
-# next to the tests, in their own processes, so the test workers rarely wait (a file lock keeps every model to one
-# training; a test that needs one before it is ready waits for it).  Only for the whole suite: a selection
-# (`bash scripts/test.sh -k name`) trains just what its tests need.
-WARM_LOG="$(mktemp)"
-warm=""
-if [ "$#" -eq 0 ]; then
-  .venv/bin/python tests/tiny_models.py --jobs 2 >"$WARM_LOG" 2>&1 &
-  warm=$!
-fi
 set +e
 .venv/bin/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider --durations=15 "$@"
 status=$?

@@ -90,3 +90,13 @@ def test_uncompressed_files_are_accepted(tmp_path, data_root):
     for f in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (raw / f).write_bytes(gzip.decompress((data_root / "MNIST" / "raw" / f"{f}.gz").read_bytes()))
     assert len(load_dataset("mnist", tmp_path, "test")) == 10000
+
+
+def test_md5_sums_are_torchvisions():
+    """The kit writes torchvision's md5 sums out (importing torchvision costs a second and a half per process)."""
+    import torchvision.datasets as tvd
+
+    from cvaelib.data.datasets import _MD5
+
+    for folder, sums in _MD5.items():
+        assert sums == dict(getattr(tvd, folder).resources)

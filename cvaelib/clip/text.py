@@ -14,8 +14,12 @@ else ``open_clip``'s copy of the same vocabulary.  Both give identical ids.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
+import types
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,12 +45,7 @@ def bpe_tokenizer() -> Any:
     """
     errors = []
     try:
-        from .load import import_clip_module
-
-        import_clip_module()  # makes `clip` importable even without pkg_resources
-        from clip.simple_tokenizer import SimpleTokenizer  # type: ignore[import-not-found]
-
-        return SimpleTokenizer()
+        return _clip_simple_tokenizer().SimpleTokenizer()
     except Exception as exc:  # noqa: BLE001 - any failure here just means "try open_clip"
         errors.append(f"clip: {exc}")
     try:
@@ -57,6 +56,32 @@ def bpe_tokenizer() -> Any:
         errors.append(f"open_clip: {exc}")
     raise KitError("the CLIP tokenizer needs the `clip` or `open_clip` package: "
                    "pip install openai-clip (or pip install open_clip_torch); " + "; ".join(errors))
+
+
+def _clip_simple_tokenizer() -> types.ModuleType:
+    """OpenAI's ``clip/simple_tokenizer.py``, loaded on its own.
+
+    ``import clip.simple_tokenizer`` would first run ``clip/__init__``, which imports the model code, torchvision and
+    PIL: two seconds per process, for a tokenizer that needs none of them (only ``ftfy``, ``regex`` and the
+    vocabulary file beside it).  Once ``clip`` itself is imported, its own submodule is used.
+    """
+    if "clip" in sys.modules:
+        from .load import import_clip_module
+
+        import_clip_module()
+        from clip import simple_tokenizer  # type: ignore[import-not-found]
+
+        return simple_tokenizer
+    spec = importlib.util.find_spec("clip")  # locates the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the `clip` package is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "simple_tokenizer.py"
+    module_spec = importlib.util.spec_from_file_location("_cvaelib_clip_simple_tokenizer", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
 def encode_ids(text: str) -> list[int]:
