@@ -231,7 +231,7 @@ def train_tiny_clip(dataset: str = "mnist", root: str | os.PathLike | None = Non
         a :class:`TinyClipEncoder` in eval mode; ``encoder.meta`` holds steps, seconds and settings.
     """
     from ..data import load_dataset
-    from ..train import pick_device
+    from ..train import cpu_has_fast_bf16, pick_device
 
     cap.check_captioned(dataset)
     if seconds <= 0:
@@ -242,7 +242,10 @@ def train_tiny_clip(dataset: str = "mnist", root: str | os.PathLike | None = Non
     desc = cap.image_descriptors(dataset, train.images, train.labels)
     pool, bucket, pool_vocab = build_caption_pool(dataset, train.labels, desc, seed=seed)
     vocab = sorted(set(pool_vocab) | set(_caption_vocab(dataset)) - {0})
-    model = TinyCLIP(vocab, embed_dim=embed_dim).to(device).train()
+    model = TinyCLIP(vocab, embed_dim=embed_dim).to(device, memory_format=torch.channels_last).train()
+    # the image tower runs in bfloat16 on CPUs with native bf16 units (2.4x faster with channels-last maps); the
+    # text transformer stays in float32, which is faster for its short sequences
+    image_bf16 = device.type == "cpu" and cpu_has_fast_bf16()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
@@ -274,7 +277,8 @@ def train_tiny_clip(dataset: str = "mnist", root: str | os.PathLike | None = Non
         x = ((x - 0.5) / 0.5).expand(-1, 3, -1, -1) if x.shape[1] == 1 else (x - 0.5) / 0.5
         pick = torch.randint(0, pool.shape[1], (batch_size,), generator=gen).to(device)
         tokens = pool[bucket[idx], pick]
-        img = F.normalize(model.encode_image(x), dim=-1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=image_bf16):
+            img = F.normalize(model.encode_image(x.contiguous(memory_format=torch.channels_last)).float(), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
         target = _soft_targets(labels[idx])
