@@ -3,6 +3,10 @@
 # unit tests on real MNIST/Fashion-MNIST, CLI contract, every notebook in SMOKE mode, benchmarks in quick mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The browser (Debian packages) installs while pip fills the virtual environment.
+BROWSER_LOG="$(mktemp)"
+bash scripts/install_browser.sh >"$BROWSER_LOG" 2>&1 &
+browser=$!
 bash scripts/setup_env.sh
 export MPLBACKEND=Agg
 # pytest runs two workers on two cores; one OpenMP thread each (and in the subprocesses they start) avoids
@@ -10,9 +14,9 @@ export MPLBACKEND=Agg
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 export CVAELIB_DATA="${CVAELIB_DATA:-$(cd .. && pwd)/shared/data}"
 export CVAELIB_CACHE="${CVAELIB_CACHE:-$HOME/.cache/cvaelib}"
-# The judges and the TinyCLIP that many tests share take a minute or more each to train on a cold cache: train them
-# from now on (while the browser installs, then next to the tests), one process per core, so the test workers rarely
-# wait (a file lock keeps every model to one training; a test that needs one before it is ready waits for it).
+# The judge and the TinyCLIP that many tests share take a minute each to train on a cold cache: train them from now
+# on, next to the tests, one process per core, so the test workers rarely wait (a file lock keeps every model to one
+# training; a test that needs one before it is ready waits for it).
 # Only for the whole suite: a selection (`bash scripts/test.sh -k name`) trains just what its tests need.
 WARM_LOG="$(mktemp)"
 warm=""
@@ -20,7 +24,8 @@ if [ "$#" -eq 0 ]; then
   .venv/bin/python tests/tiny_models.py --jobs 2 >"$WARM_LOG" 2>&1 &
   warm=$!
 fi
-if [ -x scripts/install_browser.sh ]; then bash scripts/install_browser.sh || echo "browser install failed: the browser test will be skipped"; fi
+wait "$browser" || echo "browser install failed: the browser test will be skipped"
+cat "$BROWSER_LOG"; rm -f "$BROWSER_LOG"
 # The widget tests also run under Colab's ipywidgets 7.7 (next to the venv's 8.x), from a separate folder.
 IPYW7="$PWD/.venv/ipywidgets7"
 if [ ! -d "$IPYW7/ipywidgets" ]; then
