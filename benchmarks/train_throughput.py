@@ -15,6 +15,7 @@ rounds in one process (other load on a shared machine then hits both alike).  Pr
 
     python benchmarks/train_throughput.py --data-root ../shared/data            # full: 4 rounds x 100 batches
     python benchmarks/train_throughput.py --data-root ../shared/data --quick    # CI: a few batches
+    python benchmarks/train_throughput.py --data-root ../shared/data --precision fp32  # as on CPUs without bf16
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ class ArticleRunner:
 class KitRunner:
     """The kit default: ``fit`` on the in-memory MNIST split, timed by its own History (loop time only)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, precision: str = "auto") -> None:
+        self.precision = precision
         self.data = load_dataset("mnist", root, "train")
         config = {"model": "cvae", "image_shape": list(self.data.shape), "num_classes": self.data.num_classes,
                   **MODEL_DEFAULTS["cvae"]}
@@ -128,7 +130,8 @@ class KitRunner:
         part = self.data.take(slice((self.round * batches * BATCH) % 50_000, None)).take(slice(0, batches * BATCH))
         self.round += 1
         history = fit(self.model, part, epochs=1, batch_size=self.model.recommended_batch_size,
-                      lr=self.model.recommended_lr, progress=False, device="cpu", seed=self.round)
+                      lr=self.model.recommended_lr, progress=False, device="cpu", seed=self.round,
+                      precision=self.precision)
         return history.images_per_second
 
 
@@ -139,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=100, help="timed batches per round and side")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="the kit side's precision (auto = bf16 on CPUs with native bf16 units, as `train` does)")
     p.add_argument("--quick", action="store_true", help="2 rounds x 5 batches (CI smoke run)")
     args = p.parse_args(argv)
     if args.quick:
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     root = Path(args.data_root)
-    article, kit = ArticleRunner(root), KitRunner(root)
+    article, kit = ArticleRunner(root), KitRunner(root, args.precision)
     article.run(args.warmup)
     kit.run(args.warmup)
     rates: dict[str, list[float]] = {"article": [], "kit": []}
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{kit.model.recommended_batch_size})")
     print(f"article recipe (ConcatConditionalVAE + DataLoader/ToTensor): {a:8.0f} images/s  "
           f"(rounds: {', '.join(f'{r:.0f}' for r in rates['article'])})")
-    print(f"kit default cvae {MODEL_DEFAULTS['cvae']}: {k:8.0f} images/s  "
+    print(f"kit default cvae {MODEL_DEFAULTS['cvae']} ({args.precision}): {k:8.0f} images/s  "
           f"(rounds: {', '.join(f'{r:.0f}' for r in rates['kit'])})")
     print(f"RESULT train_throughput {k / a:.2f}")
     return 0
