@@ -2,9 +2,9 @@
 
 MNIST and Fashion-MNIST use torchvision's folder layout (``ROOT/MNIST/raw/*.gz``, ``ROOT/FashionMNIST/raw/*.gz``)
 and torchvision's own download code, so a Colab download and the offline copy in ``../shared/data`` look the same.
-The ``.gz`` files are checked against torchvision's md5 sums (written out in ``_MD5``) and decoded in memory, which also works on a
-read-only data folder.  ``digits`` is scikit-learn's bundled set of 1,797 real 8x8 handwritten digits: it needs no
-download, so the quickstart and first lessons run anywhere.
+The ``.gz`` files are checked against torchvision's md5 sums (written out in ``_MD5``) and decoded in memory, which
+also works on a read-only data folder.  ``digits`` is scikit-learn's bundled set of 1,797 real 8x8 handwritten
+digits: it needs no download, so the quickstart and first lessons run anywhere.
 """
 
 from __future__ import annotations
