@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 
@@ -34,7 +35,10 @@ def resolve_label(label: str | int, class_names: Sequence[str]) -> int:
         parts = {_norm(name), *(_norm(p) for p in name.split("/"))}
         if want in parts or want.rstrip("s") in parts:
             return i
-    raise PromptError(f"unknown class {text!r}; known classes: {known}")
+    normed = [_norm(n) for n in class_names]
+    close = difflib.get_close_matches(want, normed, n=1, cutoff=0.6)
+    hint = f"did you mean {class_names[normed.index(close[0])]!r}? " if close else ""
+    raise PromptError(f"unknown class {text!r}; {hint}known classes: {known}")
 
 
 @torch.no_grad()

@@ -112,3 +112,17 @@ def test_quickstart_trains_and_writes_grid(tmp_path):
     proc = run("quickstart", "--out", str(tmp_path / "qs"), "--max-seconds", "5")
     assert (tmp_path / "qs" / "samples.png").exists()
     assert "samples.png" in proc.stdout
+
+
+def test_label_names_resolve_and_typos_get_a_suggestion():
+    from cvaelib.data import FASHION_CLASSES
+    from cvaelib.errors import PromptError
+    from cvaelib.generate import resolve_label
+
+    assert [resolve_label(x, FASHION_CLASSES) for x in ("7", 7, "Sneakers", "t-shirt", "top", "ANKLE BOOT")] == \
+        [7, 7, 7, 0, 0, 9]
+    with pytest.raises(PromptError, match=r"did you mean 'Sneaker'\?"):
+        resolve_label("sneakr", FASHION_CLASSES)
+    with pytest.raises(PromptError) as info:
+        resolve_label("spaceship", FASHION_CLASSES)
+    assert "did you mean" not in str(info.value) and "9=Ankle boot" in str(info.value)
