@@ -248,7 +248,7 @@ def fit(model: GenerativeModel, train: ImageData | Iterable, val: ImageData | No
                     bad = ctx.any(bad, device)  # all ranks stop together, or the others would wait forever
                 if bad:
                     where = f"; the last good checkpoint is kept at {ckpt}" if ckpt is not None else ""
-                    raise KitError(f"loss became {float(loss)} in epoch {epoch + 1}{where}; lower the learning "
+                    raise KitError(f"loss became {loss.item()} in epoch {epoch + 1}{where}; lower the learning "
                                    f"rate (--lr) or check the input data for NaNs")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
