@@ -38,6 +38,8 @@ class SmallCNN(nn.Module):
 
     def __init__(self, channels: int = 1, num_classes: int = 10, width: int = 32, image_size: int = 28) -> None:
         super().__init__()
+        #: the constructor's arguments: a saved judge is rebuilt from them (``SmallCNN(**config)``)
+        self.config = {"channels": channels, "num_classes": num_classes, "width": width, "image_size": image_size}
         self.features = nn.Sequential(
             *_block(channels, width), nn.MaxPool2d(2),
             *_block(width, 2 * width), nn.MaxPool2d(2) if image_size >= 16 else nn.Identity(),
@@ -114,7 +116,6 @@ def get_classifier(dataset: str, root: str | os.PathLike | None = None, epochs: 
     key = hashlib.sha1(train.images.numpy().tobytes()[:1 << 20]
                        + f"{len(train)}-{epochs}-{seed}-v{JUDGE_VERSION}".encode())
     path = Path(cache_dir or default_cache_dir()) / f"classifier-{train.name}-{key.hexdigest()[:12]}.pt"
-    config = {"channels": train.shape[0], "num_classes": train.num_classes, "image_size": min(train.shape[1:])}
 
     def load(p: Path) -> SmallCNN:
         state = load_checkpoint(p)
@@ -124,7 +125,7 @@ def get_classifier(dataset: str, root: str | os.PathLike | None = None, epochs: 
 
     def build(p: Path) -> SmallCNN:
         model = train_classifier(train, epochs=epochs, seed=seed)
-        save_checkpoint(p, {"config": config, "state_dict": model.state_dict()})
+        save_checkpoint(p, {"config": model.config, "state_dict": model.state_dict()})
         return model
 
     model = load_or_build(path, load, build, what=f"the {train.name} judge")

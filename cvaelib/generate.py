@@ -31,11 +31,11 @@ def resolve_label(label: str | int, class_names: Sequence[str]) -> int:
             return k
         raise PromptError(f"label {k} is out of range; this model knows {len(class_names)} classes: {known}")
     want = _norm(text)
+    normed = [_norm(n) for n in class_names]
     for i, name in enumerate(class_names):
-        parts = {_norm(name), *(_norm(p) for p in name.split("/"))}
+        parts = {normed[i], *(_norm(p) for p in name.split("/"))}
         if want in parts or want.rstrip("s") in parts:
             return i
-    normed = [_norm(n) for n in class_names]
     close = difflib.get_close_matches(want, normed, n=1, cutoff=0.6)
     hint = f"did you mean {class_names[normed.index(close[0])]!r}? " if close else ""
     raise PromptError(f"unknown class {text!r}; {hint}known classes: {known}")

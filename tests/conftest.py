@@ -30,4 +30,3 @@ def _few_threads():
     slows training by 10x or more, so each test process uses one intra-op thread."""
     torch.set_num_threads(max(1, int(os.environ.get("CVAELIB_TEST_THREADS", "1"))))
     yield
-

@@ -14,8 +14,6 @@ from cvaelib.models import ConditionalVAE, VQVAE
 from cvaelib.train import fit
 from tiny_models import tiny_clip
 
-#: the cached test TinyCLIP of tests/test_tiny_clip.py (same settings -> the same cache file, trained once)
-
 
 @pytest.fixture(scope="module")
 def tiny(data_root):

@@ -64,15 +64,15 @@ def tiny_checkpoint(kind: str, dataset: str, data_root: Path, n_train: int = 600
                                   sort_keys=True).encode()).hexdigest()[:12]
     path = CACHE / f"{kind}-{dataset}-{key}.pt"
 
-    def build(path: Path) -> Path:
+    def build(out: Path) -> Path:
         train = subset(load_dataset(dataset, data_root, "train"), n_train, seed=seed)
         torch.manual_seed(seed)
         model = build_model(config)
-        partial = path.with_name(path.stem + ".partial.pt")  # fit saves every epoch; publish only the final one
+        partial = out.with_name(out.stem + ".partial.pt")  # fit saves every epoch; publish only the final one
         fit(model, train, epochs=epochs, batch_size=128, lr=2e-3, device="cpu", seed=seed, checkpoint=partial,
             resume=True, progress=False, meta={"dataset": dataset, "class_names": train.class_names})
-        partial.replace(path)
-        return path
+        partial.replace(out)
+        return out
 
     return load_or_build(path, lambda p: p, build, what=f"the tiny {kind} for {dataset}")
 
