@@ -107,8 +107,11 @@ DEFAULT_EPOCHS = {"digits": 20}
 
 
 def get_classifier(dataset: str, root: str | os.PathLike | None = None, epochs: int | None = None,
-                   seed: int = 0, cache_dir: str | os.PathLike | None = None) -> SmallCNN:
-    """The kit's judge for ``dataset``, trained once and cached (keyed by data checksum and settings)."""
+                   seed: int = 0, cache_dir: str | os.PathLike | None = None, build: bool = True) -> SmallCNN | None:
+    """The kit's judge for ``dataset``, trained once and cached (keyed by data checksum and settings).
+
+    With ``build=False`` it only loads: ``None`` when no judge is cached yet (a SMOKE run then uses a quick one).
+    """
     from .data import load_dataset
 
     train = load_dataset(dataset, root, "train")
@@ -123,11 +126,19 @@ def get_classifier(dataset: str, root: str | os.PathLike | None = None, epochs: 
         model.load_state_dict(state["state_dict"])
         return model
 
-    def build(p: Path) -> SmallCNN:
+    def build_judge(p: Path) -> SmallCNN:
         model = train_classifier(train, epochs=epochs, seed=seed)
         save_checkpoint(p, {"config": model.config, "state_dict": model.state_dict()})
         return model
 
-    model = load_or_build(path, load, build, what=f"the {train.name} judge")
+    if not build:
+        if not path.exists():
+            return None
+        try:
+            model = load(path)
+        except Exception:  # noqa: BLE001 - unreadable or being written: the caller falls back
+            return None
+    else:
+        model = load_or_build(path, load, build_judge, what=f"the {train.name} judge")
     model.dataset_name = train.name  # lets metrics label their numbers ("classifier:mnist")
     return model.eval()

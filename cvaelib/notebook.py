@@ -32,16 +32,32 @@ class NotebookEnv:
     def judge(self, dataset: str, train: "ImageData | None" = None) -> "SmallCNN":
         """The independent classifier that judges a lesson's samples ("is this really a sneaker?").
 
-        Normally the kit's cached judge for ``dataset`` (:func:`cvaelib.classifier.get_classifier`: trained once on
-        the full training split, about a minute on a CPU, then loaded).  In SMOKE mode, when the lesson passes its
-        small ``train`` subset, a one-epoch classifier on that subset instead: seconds, and good enough for a smoke
-        run's numbers.
+        The kit's judge for ``dataset`` (:func:`cvaelib.classifier.get_classifier`: trained once on the full
+        training split, about a minute on a CPU, then loaded from the cache in a second).  In SMOKE mode a cached
+        judge is loaded when there is one; otherwise, when the lesson passes its small ``train`` subset, a one-epoch
+        classifier on that subset is trained in seconds - a rough judge, which the lesson says next to its numbers.
         """
         from .classifier import get_classifier, train_classifier
 
         if self.smoke and train is not None:
+            cached = get_classifier(dataset, self.data_root, build=False)
+            if cached is not None:
+                return cached
+            print("SMOKE: no cached judge yet, so a one-epoch judge on the small subset decides - a rough one")
             return train_classifier(train, epochs=1)
         return get_classifier(dataset, self.data_root)
+
+    def checkpoint(self, name: str) -> Path:
+        """Where a lesson keeps its checkpoint ``name``: ``work_dir/name.pt``, or ``name_smoke.pt`` in SMOKE mode,
+        so a full run never resumes a tiny SMOKE model and a SMOKE run never overwrites a full one."""
+        return self.work_dir / f"{name}{'_smoke' if self.smoke else ''}.pt"
+
+    def smoke_banner(self, full_run: str) -> None:
+        """In SMOKE mode, say plainly that the numbers that follow come from a tiny subset and mean little, and
+        what a full run gives (``full_run``: measured numbers, with the machine they were measured on)."""
+        if self.smoke:
+            print("=" * 100 + "\nSMOKE run: a tiny subset and a few training steps, so the numbers below show that the "
+                  "code runs, not what the model can do.\nA full run (SMOKE unset) gives: " + full_run + "\n" + "=" * 100)
 
 
 def _find_data_root() -> Path:

@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 01 · The autoencoder: what a bottleneck learns
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/01_autoencoder.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/01_autoencoder.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - how an encoder squeezes a 28×28 image into a handful of numbers and a decoder rebuilds it;

@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 02 · The variational autoencoder: codes you can sample
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/02_vae.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/02_vae.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - the reparameterisation trick that makes a *random* code differentiable;

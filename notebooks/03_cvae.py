@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 03 · The conditional VAE: choose what to draw
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/03_cvae.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/03_cvae.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - how a condition c (here: the class) enters *both* the encoder q(z|x, c) and the decoder p(x|z, c);

@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 04 · Latent spaces: what z holds, walking through it, and a prompt box
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/04_latent_space.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/04_latent_space.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - to *look* at a latent space with t-SNE and PCA, and to *measure* what it holds (k-NN accuracy, silhouette):

@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 05 · CLIP-conditioned CVAE: draw what a sentence says
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/05_clip_cvae.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/05_clip_cvae.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - how CLIP puts texts and images into one space where "a handwritten seven" lies near pictures of sevens;

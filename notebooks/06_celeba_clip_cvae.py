@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 06 · Faces from words: a residual CLIP-CVAE on CelebA
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/06_celeba_clip_cvae.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/06_celeba_clip_cvae.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - how a residual encoder/decoder scales the CVAE of lessons 03-05 to 64×64 colour faces, and where the

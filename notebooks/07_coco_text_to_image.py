@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 07 · Captions to pictures: a CLIP-CVAE on COCO, and where it blurs
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/07_coco_text_to_image.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/07_coco_text_to_image.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - how to build a *themed* subset of COCO (fields, animals, trees, water) from its captions, and prepare it once;

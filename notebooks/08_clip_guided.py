@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 08 · CLIP-guided latent optimisation: steer a decoder toward a prompt
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/08_clip_guided.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/08_clip_guided.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - how to *optimise* a latent (and a condition) so that the decoded image matches a text, with CLIP as the judge;

@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 09 · VQ-VAE: discrete codes, sharp reconstructions, and a prior you train afterwards
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/notebooks/09_vqvae.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cvae-course-kit/cvae-course-kit/blob/main/student/09_vqvae.ipynb)
+#
+# > **Instructor version: solutions included.** Students work in the student version (the Colab badge opens it; `python -m cvaelib.teach student` regenerates it).
 #
 # **You will learn**
 # - why CVAE samples are blurry and how a *grid of discrete codes* (VQ-VAE) keeps detail;

@@ -13,7 +13,7 @@ import pytest
 
 import cvaelib.teach
 from cvaelib.teach import config
-from cvaelib.teach.exercises import find_exercises, read_notebook
+from cvaelib.teach.exercises import INSTRUCTOR_NOTE, find_exercises, read_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -99,3 +99,40 @@ def test_readme_badges_point_at_the_configured_repository():
 
     stale = stale_files(files_to_update(REPO / "notebooks", REPO / "README.md"))
     assert not stale, f"stale Colab links in {[p.name for p in stale]}: run python -m cvaelib.teach badges"
+
+
+# --- student versions: what every badge opens ------------------------------------------------------------------------
+STUDENT = REPO / config.STUDENT_DIR
+
+
+def test_student_versions_are_committed_and_in_sync(nb):
+    """``student/NN_name`` is exactly what ``python -m cvaelib.teach student`` makes of ``notebooks/NN_name``."""
+    from cvaelib.teach.exercises import STUDENT_NOTE, to_student
+
+    path, notebook = nb
+    want = [(c.cell_type, c.source.strip()) for c in to_student(notebook).cells]
+    for suffix in (".py", ".ipynb"):
+        student = STUDENT / (path.stem + suffix)
+        assert student.exists(), f"{student} missing: run python -m cvaelib.teach student"
+        got = [(c.cell_type, c.source.strip()) for c in read_notebook(student).cells]
+        assert got == want, f"{student.name} is stale: run python -m cvaelib.teach student"
+    assert STUDENT_NOTE in notebook.cells[0].source.replace(INSTRUCTOR_NOTE, STUDENT_NOTE)
+    assert INSTRUCTOR_NOTE in notebook.cells[0].source, f"{path.name}: the first cell should say it holds solutions"
+
+
+def test_every_colab_badge_opens_a_student_version_without_solutions():
+    from cvaelib.teach.exercises import BEGIN
+
+    files = [REPO / "README.md", *NOTEBOOKS, *(p.with_suffix(".ipynb") for p in NOTEBOOKS),
+             *sorted(STUDENT.glob("[0-9][0-9]_*"))]
+    prefix = f"https://colab.research.google.com/github/{config.repo_path()}/blob/{config.BRANCH}/"
+    opened = set()
+    for f in files:
+        for url in re.findall(r"https://colab\.research\.google\.com/github/[^\s)\"'\\]+", f.read_text()):
+            assert url.startswith(prefix), f"{f.name}: {url} is not in the configured repository"
+            target = REPO / url[len(prefix):]
+            assert target.parent == STUDENT and target.exists(), f"{f.name}: badge opens {target}, not a student version"
+            text = target.read_text()
+            assert BEGIN not in text and "NotImplementedError(\\\"Exercise 1:" in text, target.name
+            opened.add(target.name)
+    assert opened == {p.stem + ".ipynb" for p in NOTEBOOKS}, "every lesson has a badge that opens it"

@@ -410,7 +410,7 @@ def test_badges_follow_the_configured_repository(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "REPO_URL", "https://github.com/teacher/my-course")
     monkeypatch.setattr(config, "BRANCH", "spring")
     out = rewrite_text(line)
-    assert "colab.research.google.com/github/teacher/my-course/blob/spring/notebooks/02_vae.ipynb" in out
+    assert "colab.research.google.com/github/teacher/my-course/blob/spring/student/02_vae.ipynb" in out  # students' copies
     assert '"cvaelib @ git+https://github.com/teacher/my-course.git"' in out
     assert '"https://github.com/teacher/my-course.git", "kit-src"' in out
     assert "git clone --depth 1 https://github.com/teacher/my-course.git" in out

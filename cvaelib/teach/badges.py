@@ -49,8 +49,13 @@ def rewrite_files(paths: list[Path]) -> list[Path]:
     return changed
 
 
-def files_to_update(notebooks: Path, readme: Path | None) -> list[Path]:
-    files = sorted(notebooks.glob("[0-9][0-9]_*.py")) + sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
+def files_to_update(notebooks: Path, readme: Path | None, student: Path | None = None) -> list[Path]:
+    """The lesson pairs in ``notebooks`` (and in ``student``, default: its sibling ``config.STUDENT_DIR``) and the
+    README: every file that carries a badge or an install line."""
+    student = notebooks.parent / config.STUDENT_DIR if student is None else student
+    files = []
+    for folder in dict.fromkeys([notebooks, student]):
+        files += sorted(folder.glob("[0-9][0-9]_*.py")) + sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     return files + ([readme] if readme is not None and readme.exists() else [])
 
 
@@ -62,4 +67,4 @@ def notebook_row(py: Path) -> str:
     title = next((c.source.split("\n")[0].lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown"),
                  py.stem)
     title = title.split("·", 1)[-1].strip()
-    return f"| [{py.stem}]({config.NOTEBOOK_DIR}/{py.stem}.ipynb) | {config.badge(py.stem + '.ipynb')} | {title} |"
+    return f"| [{py.stem}]({config.STUDENT_DIR}/{py.stem}.ipynb) | {config.badge(py.stem + '.ipynb')} | {title} |"

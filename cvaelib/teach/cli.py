@@ -1,6 +1,6 @@
 """``python -m cvaelib.teach``: student versions, answer key, nbgrader source, verification, grading, badges.
 
-    python -m cvaelib.teach student notebooks/ OUT/          # solutions -> NotImplementedError stubs (.py + .ipynb)
+    python -m cvaelib.teach student                          # notebooks/ -> student/ (solutions -> stubs; .py + .ipynb)
     python -m cvaelib.teach solutions notebooks/ OUT/        # OUT/SOLUTIONS.md, the answer key
     python -m cvaelib.teach nbgrader notebooks/ COURSE/      # COURSE/source/NN_name/NN_name.ipynb for nbgrader
     python -m cvaelib.teach verify notebooks/                # students stop only at exercises, solutions pass
@@ -186,12 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True,
                           metavar="{student,solutions,nbgrader,verify,grade,badges}")
     s = sub.add_parser("student", help="write student notebooks (solutions replaced by NotImplementedError stubs)")
-    s.add_argument("src", help="instructor notebook or folder (e.g. notebooks/)")
-    s.add_argument("out", help="output folder; gets NN_name.py + NN_name.ipynb pairs")
+    s.add_argument("src", nargs="?", default=config.NOTEBOOK_DIR,
+                   help=f"instructor notebook or folder (default: {config.NOTEBOOK_DIR}/)")
+    s.add_argument("out", nargs="?", default=config.STUDENT_DIR,
+                   help=f"output folder; gets NN_name.py + NN_name.ipynb pairs (default: {config.STUDENT_DIR}/, "
+                        "the versions the Colab badges open)")
     s.add_argument("--repo", help="GitHub URL where you publish the student versions: their Colab badges open "
                                   "them there (default: the repository in cvaelib/teach/config.py)")
     s.add_argument("--branch", help="branch of --repo (default: config.BRANCH)")
-    s.add_argument("--folder", help="folder of the notebooks inside --repo (default: config.NOTEBOOK_DIR)")
+    s.add_argument("--folder", help="folder of the notebooks inside --repo (default: config.STUDENT_DIR)")
     s.set_defaults(func=_student)
     s = sub.add_parser("solutions", help="write the answer key (Markdown)")
     s.add_argument("src")

@@ -20,6 +20,11 @@ from typing import Any
 
 from ..errors import KitError
 
+#: the line under each instructor notebook's badge, and what the student version says instead
+INSTRUCTOR_NOTE = ("> **Instructor version: solutions included.** Students work in the student version (the Colab "
+                   "badge opens it; `python -m cvaelib.teach student` regenerates it).")
+STUDENT_NOTE = ("> **Student version.** Write your code where it says `# YOUR CODE HERE`; the check cell after each "
+                "exercise tells you what is wrong and gives a hint.")
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 _CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
@@ -151,6 +156,9 @@ def _clean(nb: Any) -> Any:
 def to_student(nb: Any) -> Any:
     """A copy of the instructor notebook with every solution replaced by a stub (same cells, same metadata)."""
     student = _clean(nb)
+    for cell in student.cells:
+        if cell.cell_type == "markdown" and INSTRUCTOR_NOTE in cell.source:
+            cell.source = cell.source.replace(INSTRUCTOR_NOTE, STUDENT_NOTE)
     for ex in find_exercises(nb):
         student.cells[ex.cell].source = stub_source(nb.cells[ex.cell].source, ex.number, ex.title)
     return student
