@@ -448,3 +448,25 @@ def test_grade_an_ipynb_submission_with_shell_magics_and_outputs(toy, tmp_path, 
     report = grade(tmp_path / "bob_99_toy.ipynb", toy)
     assert report.problems == [] and report.score == (1, 2)
     assert report.exercises[1]["message"] == "not attempted: NotImplementedError: Exercise 2: reparameterise"
+
+
+def test_predict_first_questions_hint_without_giving_the_answer(monkeypatch, capsys):
+    from cvaelib.teach import Question, check_prediction
+    from cvaelib.teach.checks import _core
+
+    monkeypatch.setattr(_core, "QUESTIONS", {})
+    _core.register_questions({"99.kl": Question({"a": "it rises", "b": "it falls"}, "b", "a heavier KL weight "
+                                                "pulls the codes to the prior.", "which term does beta multiply?")})
+    with pytest.raises(ExerciseError, match=r"not quite.*Hint: which term does beta multiply\?") as wrong:
+        check_prediction("99.kl", "a")
+    assert "(b)" not in str(wrong.value)
+    with pytest.raises(ExerciseError, match="not one of the choices"):
+        check_prediction("99.kl", "c")
+    with pytest.raises(NotImplementedError):
+        check_prediction("99.kl", "")
+    with pytest.raises(KitError, match="unknown question"):
+        check_prediction("99.nope", "a")
+    check_prediction("99.kl", " (B) ")
+    assert capsys.readouterr().out.startswith("correct: check_prediction: (b) it falls.")
+    with pytest.raises(ValueError):
+        _core.register_questions({"99.kl": Question({"a": "x"}, "a", "", "")})

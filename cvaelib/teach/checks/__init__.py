@@ -10,17 +10,14 @@ A stub that still raises ``NotImplementedError("Exercise N: ...")`` is passed th
 exercise reads as "not done yet", not as a wrong answer.  A right answer prints one line starting with ``correct:``.
 """
 
-from ._core import ExerciseError, check_value
-from .basics import check_kl, check_recon_loss, check_reconstruct, check_reparameterize
-from .clip import check_condition_mix, check_perturb_condition, check_similarity_matrix, check_toggle
-from .conditional import (check_class_samples, check_condition_concat, check_midpoint_norms, check_prompt_rule,
-                          check_slerp)
-from .guided import check_guidance_loss, check_guided_result
-from .measure import check_clip_score, check_frechet_distance
-from .vq import check_nearest_code, check_perplexity
+from ._core import *  # noqa: F403
+from .basics import *  # noqa: F403
+from .conditional import *  # noqa: F403
+from .clip import *  # noqa: F403
+from .measure import *  # noqa: F403
+from .guided import *  # noqa: F403
+from .vq import *  # noqa: F403
+from . import _core, basics, clip, conditional, guided, measure, vq
 
-__all__ = ["ExerciseError", "check_class_samples", "check_clip_score", "check_condition_concat",
-           "check_condition_mix", "check_frechet_distance", "check_guidance_loss", "check_guided_result", "check_kl",
-           "check_midpoint_norms", "check_nearest_code", "check_perplexity", "check_perturb_condition",
-           "check_prompt_rule", "check_recon_loss", "check_reconstruct", "check_reparameterize",
-           "check_similarity_matrix", "check_slerp", "check_toggle", "check_value"]
+__all__ = [*_core.__all__, *basics.__all__, *conditional.__all__, *clip.__all__, *measure.__all__, *guided.__all__,
+           *vq.__all__]

@@ -1,16 +1,21 @@
 """Shared helpers of the exercise checks: failure messages with hints, calling the student's code safely,
-shape/finite checks, and :func:`check_value` for predict-first answers."""
+shape/finite checks, :func:`check_value` for measured answers and :func:`check_prediction` for predict-first
+questions."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ...errors import KitError
+
+
+__all__ = ["ExerciseError", "Question", "check_prediction", "check_value", "register_questions"]
 
 
 class ExerciseError(KitError):
@@ -92,3 +97,50 @@ def check_value(value: Any, low: float, high: float, name: str = "value", hint: 
         raise _fail(check, f"{name} = {v:.4g} is outside the plausible range [{low}, {high}].",
                     hint or "re-read the exercise: which quantity, and in which units?")
     _ok(check, f"{name} = {v:.4g}")
+
+
+# --- predict first: multiple-choice questions answered before the experiment that settles them ---------------------
+@dataclass(frozen=True)
+class Question:
+    """A predict-first question: the lesson asks it *before* the cell that shows the answer.
+
+    ``choices`` maps a letter to an option; ``hint`` nudges a wrong answer without naming the right one; ``why``
+    explains the right one (shown only once it is chosen).
+    """
+
+    choices: dict[str, str]
+    answer: str
+    why: str
+    hint: str
+
+
+#: every lesson's questions, ``"02.kl_vs_beta"`` -> :class:`Question`; each checks module registers its own
+QUESTIONS: dict[str, Question] = {}
+
+
+def register_questions(questions: dict[str, Question]) -> None:
+    """Add a lesson's questions (ids are ``"NN.name"``, unique across the course)."""
+    for qid, q in questions.items():
+        if qid in QUESTIONS or q.answer not in q.choices:
+            raise ValueError(f"question {qid!r} is registered twice or its answer is not one of its choices")
+        QUESTIONS[qid] = q
+
+
+def check_prediction(question: str, answer: Any) -> None:
+    """Check a predict-first answer: ``answer`` is a choice letter (``"b"``, ``"(B)"``) of question ``question``.
+
+    Wrong answers get a hint, not the answer; the experiment in the next cells shows who was right.
+    """
+    check = "check_prediction"
+    if question not in QUESTIONS:
+        raise KitError(f"unknown question {question!r}; known: {', '.join(sorted(QUESTIONS))}")
+    q = QUESTIONS[question]
+    options = "; ".join(f"({k}) {v}" for k, v in q.choices.items())
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
+        raise NotImplementedError(f"answer the question first: set your prediction to one of {options}")
+    letter = str(answer).strip().strip("()").strip().lower()
+    if letter not in q.choices:
+        raise _fail(check, f"{answer!r} is not one of the choices.", f"answer with a letter: {options}.")
+    if letter != q.answer:
+        raise _fail(check, f"({letter}) {q.choices[letter]} - not quite.", q.hint)
+    _ok(check, f"({letter}) {q.choices[letter]}. {q.why}")

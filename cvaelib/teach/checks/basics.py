@@ -13,6 +13,9 @@ from torch import Tensor
 from ._core import _call, _close, _fail, _fmt, _ok, _require_callable, _require_tensor, _scalar
 
 
+__all__ = ["check_recon_loss", "check_reconstruct", "check_reparameterize", "check_kl"]
+
+
 def check_recon_loss(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """``fn(logits, x)``: the Bernoulli reconstruction loss, summed over pixels, averaged over images.
 

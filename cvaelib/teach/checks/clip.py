@@ -11,6 +11,9 @@ from torch import Tensor
 from ._core import _call, _close, _fail, _fmt, _ok, _require_callable, _require_tensor
 
 
+__all__ = ["check_similarity_matrix", "check_perturb_condition", "check_condition_mix", "check_toggle"]
+
+
 def check_similarity_matrix(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """``fn(text_emb [T, D], image_emb [I, D])``: the cosine-similarity matrix ``[T, I]`` (inputs not normalised).
 

@@ -14,6 +14,9 @@ from ...errors import PromptError
 from ._core import _call, _close, _fail, _ok, _require_callable, _require_tensor, _scalar
 
 
+__all__ = ["check_condition_concat", "check_class_samples", "check_slerp", "check_midpoint_norms", "check_prompt_rule"]
+
+
 def check_condition_concat(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
     """``fn(z, c, num_classes)``: the decoder input of a one-hot CVAE, ``[B, latent + num_classes]``.
 

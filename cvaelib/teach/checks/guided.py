@@ -13,6 +13,9 @@ from torch import Tensor
 from ._core import _call, _fail, _ok, _require_callable, _scalar
 
 
+__all__ = ["check_guidance_loss", "check_guided_result"]
+
+
 def check_guidance_loss(fn: Callable[[Tensor, Tensor, Tensor, float], Tensor]) -> None:
     """``fn(image_feats [V, D], text_feat [D], z, prior_weight)``: what the guidance optimiser *minimises*:
     ``-mean(image_feats @ text_feat) + prior_weight * 0.5 * mean(z ** 2)`` (features are unit length).

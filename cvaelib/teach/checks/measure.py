@@ -12,6 +12,9 @@ from torch import Tensor
 from ._core import _call, _fail, _ok, _require_callable, _scalar
 
 
+__all__ = ["check_clip_score", "check_frechet_distance"]
+
+
 def check_clip_score(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """``fn(image_emb [N, D], text_emb [N, D] or [1, D])``: mean cosine similarity of the paired rows.
 

@@ -11,6 +11,9 @@ from torch import Tensor
 from ._core import _call, _fail, _fmt, _ok, _require_callable, _require_tensor, _scalar
 
 
+__all__ = ["check_perplexity", "check_nearest_code"]
+
+
 def check_perplexity(fn: Callable[[Tensor], float]) -> None:
     """``fn(counts [K])``: ``exp`` of the entropy of the code frequencies (0 log 0 = 0).
 
