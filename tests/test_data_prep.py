@@ -25,6 +25,7 @@ from cvaelib.errors import DataError
 from data_prep import celeba, coco
 from data_prep.common import Log, center_square, run
 from fixtures.celeba_fixture import ATTRIBUTE_NAMES, fixture_attributes, make_celeba_fixture
+from procs import child
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -274,9 +275,8 @@ def test_killed_process_resumes_to_the_same_result(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "data_prep.celeba", "--src", str(src), "--out", str(out), "--shard-size", "10",
            "--workers", "1", "--variants", "zoom", "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    try:
+    with child(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):  # killed when the block ends
         while time.monotonic() < deadline:
             try:
                 done = len(json.loads((out / "manifest.json").read_text())["splits"]["train"]["shards"])
@@ -285,9 +285,6 @@ def test_killed_process_resumes_to_the_same_result(tmp_path):
             if done >= 2:
                 break
             time.sleep(0.02)
-    finally:
-        proc.kill()
-        proc.wait()
     manifest = read_manifest(out)
     assert not manifest["splits"]["train"]["complete"] and 2 <= len(manifest["splits"]["train"]["shards"]) < 21
     log = _quiet()

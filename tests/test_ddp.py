@@ -21,6 +21,7 @@ from cvaelib.checkpoint import load_checkpoint
 from cvaelib.data import ImageData, TensorBatches
 from cvaelib.distributed import ShardedBatches, is_main_process, launched
 from fixtures.celeba_fixture import make_celeba_fixture
+from procs import kill_group, popen
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["train", "--model", "attr-cvae", "--image-size", "32", "--width", "8", "--latent-dim", "8",
@@ -52,12 +53,16 @@ def _torchrun_cmd(nproc: int, args: list[str]) -> list[str]:
 
 def _run(*cmds: list[str]) -> list[subprocess.CompletedProcess]:
     """Run commands side by side (each is a whole training run) and wait for all."""
-    procs = [subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for cmd in cmds]
     results = []
-    for cmd, p in zip(cmds, procs):
-        out, err = p.communicate(timeout=240)
-        results.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    try:
+        for cmd, p in zip(cmds, procs):
+            out, err = p.communicate(timeout=240)
+            results.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    finally:  # a hung or failed run never leaves torchrun's workers behind
+        for p in procs:
+            kill_group(p)
     return results
 
 
