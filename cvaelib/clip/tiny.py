@@ -208,6 +208,20 @@ def _caption_vocab(dataset: str) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------- training
+def clip_loss(logits: Tensor, targets: Tensor | None = None) -> Tensor:
+    """CLIP's symmetric contrastive loss (Radford et al. 2021) of ``logits`` ``[B, B]`` = cosines / tau.
+
+    Row i of ``logits`` scores image (or text) i against every text (image) of the batch; pair i is the match.  The
+    loss is the mean of the two cross-entropies, rows (each image picks its text) and columns (each text picks its
+    image).  ``targets`` (symmetric, rows summing to 1) replaces the identity when several pairs of a batch match
+    (TinyCLIP: captions of the same class).
+    """
+    if targets is None:
+        targets = torch.eye(len(logits), device=logits.device)
+    return 0.5 * (torch.sum(-targets * F.log_softmax(logits, 1), 1).mean()
+                  + torch.sum(-targets * F.log_softmax(logits.T, 1), 1).mean())
+
+
 def _soft_targets(labels: Tensor, self_weight: float = 1.0) -> Tensor:
     same = (labels[:, None] == labels[None, :]).float()
     t = same + self_weight * torch.eye(len(labels), device=labels.device)
@@ -281,9 +295,7 @@ def train_tiny_clip(dataset: str = "mnist", root: str | os.PathLike | None = Non
             img = F.normalize(model.encode_image(x.contiguous(memory_format=torch.channels_last)).float(), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        target = _soft_targets(labels[idx])
-        loss = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
-                      + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+        loss = clip_loss(logits, _soft_targets(labels[idx]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -391,5 +403,5 @@ def zero_shot_accuracy(encoder: ClipEncoder, data: Any, dataset: str | None = No
     return float((pred == labels).float().mean()), per_class
 
 
-__all__ = ["TINY_FILE", "TinyCLIP", "TinyClipEncoder", "build_caption_pool", "class_text_embeddings",
+__all__ = ["TINY_FILE", "TinyCLIP", "TinyClipEncoder", "build_caption_pool", "class_text_embeddings", "clip_loss",
            "get_tiny_clip", "load_tiny_clip", "save_tiny_clip", "train_tiny_clip", "zero_shot_accuracy"]
