@@ -353,11 +353,13 @@ def load_tiny_clip(path: str | os.PathLike, device: str | torch.device | None = 
 
 def get_tiny_clip(dataset: str, root: str | os.PathLike | None = None, seconds: float = 150.0, seed: int = 0,
                   embed_dim: int = 64, max_steps: int | None = None, cache_dir: str | os.PathLike | None = None,
-                  device: str | torch.device | None = None, progress: bool = True) -> TinyClipEncoder:
+                  device: str | torch.device | None = None, progress: bool = True,
+                  build: bool = True) -> TinyClipEncoder | None:
     """A TinyCLIP for ``dataset``, trained once with these settings and cached (like the judge classifier).
 
     The cache (``$CVAELIB_CACHE`` or ``~/.cache/cvaelib``) is keyed by the data, ``seconds``, ``max_steps``,
-    ``seed`` and ``embed_dim``; a broken cache file is retrained, never trusted.
+    ``seed`` and ``embed_dim``; a broken cache file is retrained, never trusted.  ``build=False`` only loads: it
+    returns None when no readable cached model exists (a SMOKE run then trains a quick one instead).
     """
     from ..cache import default_cache_dir, load_or_build
     from ..data import load_dataset
@@ -366,6 +368,11 @@ def get_tiny_clip(dataset: str, root: str | os.PathLike | None = None, seconds: 
     key = hashlib.sha1(train.images.numpy().tobytes()[:1 << 20]
                        + f"{len(train)}-{seconds}-{max_steps}-{seed}-{embed_dim}-v1".encode()).hexdigest()[:12]
     path = Path(cache_dir or default_cache_dir()) / f"tinyclip-{train.name}-{key}.pt"
+    if not build:
+        try:
+            return load_tiny_clip(path, device) if path.is_file() else None
+        except Exception:  # noqa: BLE001 - an unreadable cache file counts as missing
+            return None
 
     def build(p: Path) -> TinyClipEncoder:
         enc = train_tiny_clip(dataset, root, seconds=seconds, seed=seed, embed_dim=embed_dim, data=train,
