@@ -70,7 +70,7 @@ def choose_fit_term(weights: Tensor | None, negatives: bool, tau: float = DEFAUL
     """
     if loss_fn is not None:
         name = getattr(loss_fn, "__name__", "custom")
-        return ((lambda f, t: loss_fn(f, t, weights)) if weights is not None else loss_fn), name
+        return ((lambda f, t: loss_fn(f, t, weights.to(f.device))) if weights is not None else loss_fn), name
     if weights is not None:
         return (lambda f, t: weighted_prompt_loss(f, t, weights)), "weighted"
     if negatives:

@@ -252,12 +252,12 @@ register_questions({
              "gives the partner at most 1 / (1 + (B - 1) e^-2). Dividing by a small tau stretches that gap.",
         "write the softmax for the best case: cosine 1 to the partner, -1 to every other row."),
     "05.copy": Question(
-        {"a": "closer than real test digits are: the outputs are near-copies of training images",
-         "b": "about as close as real test digits",
-         "c": "farther away: generated digits are blurrier"},
-        "a", "the retrieval bridge hands the decoder a training image's own embedding and its own latent code: "
-             "decoding them re-draws that training image, plus the noise added to the code.",
-        "what does the decoder get when it receives a training image's embedding *and* that image's code?"),
+        {"a": "many more than with a fresh z: samples come out as near-copies of the retrieved training images",
+         "b": "about as many as with a fresh z: the code only adds variety",
+         "c": "none: the noise added to the code makes every sample new"},
+        "a", "the decoder gets a training image's own embedding *and* its own latent code: it re-draws that image, "
+             "and noise of 0.5 on a code does not move it far.",
+        "what did the decoder learn to do with an image's embedding and that image's code?"),
 })
 
 
