@@ -42,6 +42,9 @@ from .encoder import ClipEncoder
 
 UNK = 0  # index of the shared unknown-word embedding in TinyCLIP's own vocabulary
 TINY_FILE = "tinyclip.pt"
+#: the kit's standard TinyCLIP settings for :func:`get_tiny_clip`: a step budget (300 steps, ~90 s on one CPU core),
+#: so it is the same model on every machine; lessons 05 and 08 and the tests share it through the cache
+STANDARD_TINY_CLIP = {"seconds": 3000.0, "max_steps": 300}
 
 
 # ---------------------------------------------------------------------------------------------------- the model
@@ -410,5 +413,5 @@ def zero_shot_accuracy(encoder: ClipEncoder, data: Any, dataset: str | None = No
     return float((pred == labels).float().mean()), per_class
 
 
-__all__ = ["TINY_FILE", "TinyCLIP", "TinyClipEncoder", "build_caption_pool", "class_text_embeddings", "clip_loss",
+__all__ = ["STANDARD_TINY_CLIP", "TINY_FILE", "TinyCLIP", "TinyClipEncoder", "build_caption_pool", "class_text_embeddings", "clip_loss",
            "get_tiny_clip", "load_tiny_clip", "save_tiny_clip", "train_tiny_clip", "zero_shot_accuracy"]

@@ -164,7 +164,7 @@ def check_guided_result(result: Any, reference: Any, decoder_fn: Callable[..., T
         if key in theirs and mine.get(key) != theirs[key]:
             raise _fail(check, f"your run changed the {what} ({mine.get(key)!r} instead of {theirs[key]!r}); change "
                                f"only the number of views, or the comparison means nothing.",
-                        f"copy the call above and change n_augment only.")
+                        "copy the call above and change n_augment only.")
     if tuple(result.images.shape) != tuple(reference.images.shape):
         raise _fail(check, f"your run made {tuple(result.images.shape)} images, the one above "
                            f"{tuple(reference.images.shape)}.", "start from the same z0.")
