@@ -146,8 +146,8 @@ def optimise_latent(decoder_fn: Callable[..., Tensor], clip_encoder, prompt: str
         seed: seeds the augmentations.
         negatives: other prompts (e.g. the other classes). With them the objective becomes contrastive, CLIP's own
             classification loss ``-log softmax(sims / tau)[prompt]``: only what makes the image *more like the
-            prompt than like the negatives* pays, not what raises every similarity at once (bolder, bigger blobs
-            score higher for every digit prompt with TinyCLIP). ``similarity`` still reports the plain cosine.
+            prompt than like the negatives* pays, not what raises every similarity at once, and the pull fades once
+            CLIP is sure. ``similarity`` still reports the plain cosine.
         tau: the contrastive loss's temperature (CLIP's initial 0.07).
         loss_fn: your own fit term, ``loss_fn(image_feats [V, D], text_feats [T, D]) -> scalar`` (rows: the prompt,
             then the negatives), or ``loss_fn(image_feats, text_feats, weights)`` for weighted prompts; replaces

@@ -6,8 +6,8 @@ being optimised) and ``text_feats`` ``[T, D]`` (unit-length text embeddings) and
 * :func:`cosine_loss` - minus the mean cosine with the prompt (row 0): the plain "climb CLIP's similarity";
 * :func:`contrastive_loss` - CLIP's own classification loss against negatives (rows 1..): with
   :math:`s_j = \\cos(f_v, t_j)/\\tau`, :math:`-\\tfrac1V\\sum_v \\log \\mathrm{softmax}(s)_0`.  Its gradient with respect to
-  :math:`s_0` is :math:`p_0 - 1`: the push stops once CLIP is sure, so it does not just make every digit bolder
-  (which raises *every* prompt's cosine);
+  :math:`s_0` is :math:`p_0 - 1`: the pull fades once CLIP is sure, and only what sets the image apart from the
+  negatives pays;
 * :func:`weighted_prompt_loss` - several prompts with signed weights, as in VQGAN+CLIP (Crowson et al. 2022,
   https://arxiv.org/abs/2204.08583): :math:`\\sum_i w_i\\,\\tfrac1V\\sum_v \\tfrac12\\theta(f_v, t_i)^2` with
   :math:`\\theta` the angle on the sphere.  A positive weight pulls the image toward a text, a negative one pushes it

@@ -88,8 +88,8 @@ N_PER_PROMPT = 8 if env.smoke else 16           # samples per prompt when measur
 # embeddings have 512 dimensions instead of 64; the model has seen 400 million web photos with their alt-texts but
 # almost no handwritten digits (Radford et al. 2021 name MNIST among the datasets where zero-shot CLIP is weak - a
 # logistic regression on raw pixels beats it), so zero-shot accuracy in section 3 drops; its learned temperature is
-# τ = 0.01 (TinyCLIP learns about 0.07); and the modality gap of section 4 is much wider (Liang et al. 2022), so the
-# direct bridge suffers more and the bridges of section 6 matter more. TinyCLIP is the kit's stand-in for a
+# τ = 0.01 (TinyCLIP learns about 0.07); and real CLIP's texts and images sit far apart (Liang et al. 2022 measure
+# the gap across CLIP models), so expect the direct bridge to suffer more and the bridges of section 6 to matter more. TinyCLIP is the kit's stand-in for a
 # classroom without a GPU or a network: the same two-tower design and loss, trained here on captions generated from
 # the labels.
 
@@ -205,7 +205,7 @@ print(encoder, getattr(encoder, "meta", ""), f"\nlearned temperature tau = {TAU:
 # text is most similar.
 
 # %%
-env.smoke_banner("zero-shot 98.8 % on the 10,000 test images (the cached 300-step TinyCLIP); the bridge table (all "
+env.smoke_banner("MNIST: zero-shot 98.8 % on the 10,000 test images (the cached 300-step TinyCLIP); the bridge table (all "
                  "60,000 images, 5 CVAE epochs, 16 samples x 40 prompts): direct 75 %, shift 90 %, retrieval with "
                  "cosine or contrastive ranking 98 % (0 % copies), plus the neighbour's code 99.5 % with 51 % "
                  "copies; judge 99.3 % on real digits (measured on a 2-core CPU)")
@@ -575,7 +575,7 @@ print(f"CLIP score, generated {float(clip_score(encoder.encode_images(generated)
 import ipywidgets as widgets
 from IPython.display import display
 
-box = widgets.Text(value="a thick seven", description="prompt")
+box = widgets.Text(value="a thick seven" if DATASET == "mnist" else example[7][0], description="prompt")
 bridge_menu = widgets.Dropdown(options=["retrieval", "shift", "direct"], value="retrieval", description="bridge")
 button = widgets.Button(description="Draw")
 output = widgets.Output()

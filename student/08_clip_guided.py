@@ -92,7 +92,7 @@ else:
 judge = env.judge(DATASET, small)  # the independent judge: "is this really a seven?"
 print(f"judge accuracy on 1,000 real test digits: "
       f"{float((predict(judge, test.float_images()[:1000]) == test.labels[:1000]).float().mean()):.1%}")
-env.smoke_banner("the same TinyCLIP and judge, 8 images per run, 60 steps with a decoder (measured on a 2-core CPU): "
+env.smoke_banner("MNIST, the same TinyCLIP and judge, 8 images per run, 60 steps with a decoder (measured on a 2-core CPU): "
                  "pixels from 1 view - CLIP says seven on its own view 100 %, on fresh views 0 %, judge 0 %; from 8 "
                  "views 100 % / 92 % / 25 %; the label CVAE (5 epochs) 100 % in all three settings; VQ-VAE with "
                  "'a handwritten one' at weight 0 / -0.5 / -1: cosine with 'one' 0.30 / 0.06 / -0.05, with 'seven' "
@@ -121,9 +121,10 @@ print(f"this CLIP's learned temperature tau = {TAU:.3f}")
 #
 # $$ \frac{\partial \ell}{\partial s_0} = p_0 - 1, \qquad \frac{\partial \ell}{\partial s_j} = p_j \quad (j \ge 1). $$
 #
-# The prompt pulls with force $1 - p_0$ and each negative pushes back with $p_j$.  Plain "maximise the cosine"
-# ($\ell = -f_v\cdot t_0$) pulls with a constant force instead - and with a small CLIP, bolder and bigger strokes raise
-# the cosine with *every* digit prompt, so it would just thicken the digit.
+# The prompt pulls with force $1 - p_0$ and each negative pushes back with $p_j$: only what makes the image more like
+# the prompt *than like the other digits* pays, and the pull fades once CLIP is sure.  Plain "maximise the cosine"
+# ($\ell = -f_v\cdot t_0$) pulls with the same force forever and pays as much for a change that raises the cosine
+# with every digit prompt as for one that makes a seven.
 #
 # The **prior term** keeps $z$ where the decoder was trained: $R(z) = -\log p(z)/d$ per latent dimension, which for
 # $p = \mathcal N(0, I)$ is $\tfrac1{2d}\lVert z\rVert^2$ plus a constant; for lesson 03's CVAE, whose sampler is a
@@ -131,7 +132,7 @@ print(f"this CLIP's learned temperature tau = {TAU:.3f}")
 # regulariser is the **decoder** itself: whatever $z$ is, it can only draw what it learned to draw.
 #
 # **Predict first (exercise 1).** When CLIP is already sure ($p_0 \to 1$), what happens to the pull on $s_0$?
-# (a) it stays at $1/\tau$, so the optimiser keeps making the digit bolder; (b) it shrinks toward 0: once CLIP is
+# (a) it stays at $1/\tau$: the prompt keeps pulling as hard as at the start; (b) it shrinks toward 0: once CLIP is
 # sure, the prompt stops pulling; (c) it turns negative and pushes the image away.
 
 # %%
@@ -249,9 +250,8 @@ show(cvaelib.show_grid(torch.cat([with_aug.images, without_aug.images]), ncols=N
 #
 # ## 3. A decoder as the regulariser: a label CVAE guided by words it never saw
 # A class-conditional VAE (lesson 03) only knows ten class ids.  CLIP first *chooses* the class: the one whose decoded
-# samples it finds most like the prompt (contrasted with the negatives; a soft mix of class embeddings decodes to
-# in-between blobs that please CLIP a little for every prompt).  Then $z$ follows your loss, starting from and held
-# near the CVAE's own fitted prior.
+# samples it finds most like the prompt rather than like the negatives.  Then $z$ follows your loss, starting from
+# and held near the CVAE's own fitted prior.
 
 # %%
 torch.manual_seed(0)

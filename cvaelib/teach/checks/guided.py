@@ -182,11 +182,11 @@ def check_guided_result(result: Any, reference: Any, decoder_fn: Callable[..., T
 
 register_questions({
     "08.push": Question(
-        {"a": "it stays at 1/tau, so the optimiser keeps making the digit bolder",
+        {"a": "it stays at 1/tau: the prompt keeps pulling as hard as at the start",
          "b": "it shrinks toward 0: once CLIP is sure, the prompt stops pulling",
          "c": "it turns negative and pushes the image away from the prompt"},
         "b", "d(loss)/d(s_0) = p_0 - 1 (times 1/tau for the cosine): it vanishes as p_0 -> 1. Plain -cos pulls "
-             "with the same force forever, and bolder, bigger strokes raise every digit prompt's cosine.",
+             "with the same force forever, whether or not the change sets the prompt apart from the other digits.",
         "differentiate -log softmax(s)_0 with respect to s_0; what is the softmax when s_0 is far above the rest?"),
     "08.views": Question(
         {"a": "CLIP still calls almost all of them 'seven'",
