@@ -1,9 +1,12 @@
 """CLIP-guided latent optimisation (lesson 08): steer a trained decoder toward a text prompt.
 
 Instead of *sampling* a latent and hoping the image matches the prompt, treat the latent as a parameter and
-climb the CLIP similarity between the decoded image and the prompt's text embedding:
+lower a CLIP loss between the decoded image and the prompt's text embedding:
 
-    z* = argmax_z  E_aug[ cos(CLIP_img(aug(decode(z))), CLIP_txt(prompt)) ]  -  prior_weight * prior(z)
+    z* = argmin_z  E_aug[ fit(CLIP_img(aug(decode(z))), CLIP_txt(prompt, negatives)) ]  +  prior_weight * prior(z)
+
+where ``fit`` is minus the cosine, CLIP's contrastive classification loss against negative prompts, or a sum over
+several weighted prompts (:mod:`cvaelib.guided_objectives`), or the caller's own ``loss_fn``:
 
 * **augmentations** (random small affine warps and pixel noise, ``n_augment`` views per image) stop the optimiser
   from finding an adversarial pixel pattern that fools CLIP but looks like nothing: the image has to match the
@@ -31,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import KitError
+from .guided_objectives import DEFAULT_TAU, check_weighted_prompts, choose_fit_term
 
 
 @dataclass
@@ -45,6 +49,7 @@ class GuidedResult:
         per_image: final similarity of each image ``[n]``.
         frames: images at ``frame_steps`` (for the strip over steps), each ``[n, C, H, W]``.
         frame_steps: the step of each frame (0 = the starting images).
+        settings: how the run was made (prompt, negatives, n_augment, steps, lr, prior_weight, tau, loss, seed).
     """
 
     images: Tensor
@@ -54,6 +59,7 @@ class GuidedResult:
     per_image: Tensor
     frames: list[Tensor] = field(default_factory=list)
     frame_steps: list[int] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
 
     @property
     def gain(self) -> float:
@@ -121,13 +127,14 @@ def optimise_latent(decoder_fn: Callable[..., Tensor], clip_encoder, prompt: str
                     prior_fn: Callable[[Tensor], Tensor] | None = None, condition: Tensor | None = None,
                     optimise_condition: bool = False, condition_lr: float | None = None, n_frames: int = 8,
                     seed: int = 0, augment_kwargs: dict | None = None, negatives: list[str] | None = None,
-                    tau: float = 0.07) -> GuidedResult:
-    """Maximise CLIP similarity between ``decoder_fn(z[, c])`` and ``prompt`` by Adam on ``z`` (and ``c``).
+                    tau: float = DEFAULT_TAU, loss_fn: Callable[..., Tensor] | None = None) -> GuidedResult:
+    """Lower a CLIP loss between ``decoder_fn(z[, c])`` and ``prompt`` (plus a prior) by Adam on ``z`` (and ``c``).
 
     Args:
         decoder_fn: ``z -> images`` in [0, 1] (or ``(z, c) -> images`` when ``condition`` is given); differentiable.
         clip_encoder: a :class:`~cvaelib.clip.ClipEncoder` (TinyCLIP, ViT-B/32, ...).
-        prompt: the text (or its embedding).
+        prompt: the text (or its embedding), or weighted prompts ``[(text, weight), ...]`` (see
+            :func:`cvaelib.guided_objectives.parse_weighted_prompts`; ``similarity`` then follows the first text).
         z_init: starting latents ``[n, ...]``; ``n`` images are optimised at once, independently.
         steps, lr: Adam steps and learning rate.
         n_augment: views per image per step (1 = no augmentation).
@@ -139,18 +146,34 @@ def optimise_latent(decoder_fn: Callable[..., Tensor], clip_encoder, prompt: str
         seed: seeds the augmentations.
         negatives: other prompts (e.g. the other classes). With them the objective becomes contrastive, CLIP's own
             classification loss ``-log softmax(sims / tau)[prompt]``: only what makes the image *more like the
-            prompt than like the negatives* pays, not what raises every similarity at once (bolder, bigger blobs
-            score higher for every digit prompt with TinyCLIP). ``similarity`` still reports the plain cosine.
+            prompt than like the negatives* pays, not what raises every similarity at once, and the pull fades once
+            CLIP is sure. ``similarity`` still reports the plain cosine.
+        tau: the contrastive loss's temperature (CLIP's initial 0.07).
+        loss_fn: your own fit term, ``loss_fn(image_feats [V, D], text_feats [T, D]) -> scalar`` (rows: the prompt,
+            then the negatives), or ``loss_fn(image_feats, text_feats, weights)`` for weighted prompts; replaces
+            the built-in one (:func:`~cvaelib.guided_objectives.contrastive_loss` with negatives, else
+            :func:`~cvaelib.guided_objectives.cosine_loss`; :func:`~cvaelib.guided_objectives.weighted_prompt_loss`).
     """
     if steps < 0:
         raise KitError(f"steps must be >= 0, got {steps}")
     if not isinstance(z_init, Tensor) or z_init.dim() < 2:
         raise KitError("z_init must be a tensor of latents [n, ...] (one row per image)")
     prior_fn = prior_fn or (lambda z: 0.5 * z.pow(2).mean())
-    text = text_features(clip_encoder, prompt)
-    texts = text[None]
+    weights = None
+    if isinstance(prompt, (list, tuple)):  # weighted prompts [(text, weight), ...]
+        pairs = check_weighted_prompts(prompt)
+        if negatives:
+            raise KitError("weighted prompts carry their own negatives (negative weights); drop negatives=")
+        texts = F.normalize(clip_encoder.encode_text([t for t, _ in pairs]).float(), dim=-1)
+        weights = torch.tensor([w for _, w in pairs])
+    else:
+        texts = text_features(clip_encoder, prompt)[None]
     if negatives:
         texts = torch.cat([texts, F.normalize(clip_encoder.encode_text(list(negatives)).float(), dim=-1)])
+    fit_fn, fit_name = choose_fit_term(weights, bool(negatives), tau, loss_fn)
+    settings = {"prompt": prompt if isinstance(prompt, (str, list, tuple)) else "<embedding>", "loss": fit_name,
+                "negatives": list(negatives or []), "n_augment": n_augment, "steps": steps, "lr": lr,
+                "prior_weight": prior_weight, "tau": tau, "seed": seed}
     g = torch.Generator().manual_seed(seed)
     z = z_init.detach().clone().float().requires_grad_(True)
     groups = [{"params": [z], "lr": lr}]
@@ -165,10 +188,6 @@ def optimise_latent(decoder_fn: Callable[..., Tensor], clip_encoder, prompt: str
     def decode() -> Tensor:
         return decoder_fn(z) if c is None else decoder_fn(z, c)
 
-    def score(images: Tensor) -> Tensor:
-        feats = image_features(clip_encoder, images)
-        return feats @ texts.to(feats.device).T  # [views, 1 + negatives]; column 0 is the prompt
-
     history: list[float] = []
     frames: list[Tensor] = []
     frame_steps: list[int] = []
@@ -176,26 +195,21 @@ def optimise_latent(decoder_fn: Callable[..., Tensor], clip_encoder, prompt: str
     for step in range(steps + 1):
         images = decode()
         views = augment(images, n_augment, g, **(augment_kwargs or {}))
-        all_sims = score(views)
-        sims = all_sims[:, 0]
-        clean = sims[:n].detach()
+        feats = image_features(clip_encoder, views)
+        text_feats = texts.to(feats.device)
+        clean = (feats[:n] @ text_feats[0]).detach()  # the un-augmented images' cosine with the (first) prompt
         history.append(float(clean.mean()))
         if step in frame_at:
             frames.append(images.detach().cpu())
             frame_steps.append(step)
         if step == steps:
             break
-        if negatives:
-            target = torch.zeros(len(all_sims), dtype=torch.long, device=all_sims.device)
-            fit_term = F.cross_entropy(all_sims / tau, target)
-        else:
-            fit_term = -sims.mean()
-        loss = fit_term + prior_weight * prior_fn(z)
+        loss = fit_fn(feats, text_feats) + prior_weight * prior_fn(z)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return GuidedResult(images.detach().cpu(), z.detach().cpu(), None if c is None else c.detach().cpu(),
-                        history, clean.cpu(), frames, frame_steps)
+                        history, clean.cpu(), frames, frame_steps, settings)
 
 
 # ------------------------------------------------------------------------------------------- kit model adapters
@@ -214,12 +228,13 @@ def _class_scores(model, clip_encoder, prompt: str | Tensor, z: Tensor, num_clas
     return torch.stack(sims, 1).cpu()
 
 
-def guide_model(model, clip_encoder, prompt: str, n: int = 8, steps: int = 100, lr: float | None = None,
+def guide_model(model, clip_encoder, prompt: str | list[tuple[str, float]], n: int = 8, steps: int = 100, lr: float | None = None,
                 n_augment: int = 8, prior_weight: float | None = None, label: int | None = None,
                 condition: Tensor | None = None, optimise_condition: bool = False, start: str = "sample",
                 n_frames: int = 8, seed: int = 0, temperature: float = 1.0,
                 z_init: Tensor | None = None, negatives: list[str] | None = None,
-                prior_fn: Callable[[Tensor], Tensor] | None = None) -> GuidedResult:
+                prior_fn: Callable[[Tensor], Tensor] | None = None, tau: float = DEFAULT_TAU,
+                loss_fn: Callable[..., Tensor] | None = None) -> GuidedResult:
     """CLIP-guided optimisation set up for a kit model.
 
     * ``vae`` / ``vae-mlp`` (unconditional): optimise z ~ N(0, I);
@@ -234,7 +249,8 @@ def guide_model(model, clip_encoder, prompt: str, n: int = 8, steps: int = 100, 
     ``lr`` and ``prior_weight`` default to values that work for each kind (0.05 / 0.1 for Gaussian latents,
     0.1 / 0.02 for code grids).  ``z_init`` replaces the random start (e.g. the z of a plain sample to refine);
     ``condition`` may hold one CLIP embedding ``[D]`` for all images or one per image ``[n, D]``.  ``negatives``
-    (other prompts) make the objective contrastive (see :func:`optimise_latent`) and also guide the class choice.
+    (other prompts) make the objective contrastive (see :func:`optimise_latent`) and also guide the class choice;
+    ``prompt`` may be weighted prompts ``[(text, weight), ...]``; ``tau`` and ``loss_fn`` go to :func:`optimise_latent`.
     """
     if n < 1:
         raise KitError(f"n must be a positive number of images, got {n}")
@@ -283,7 +299,11 @@ def guide_model(model, clip_encoder, prompt: str, n: int = 8, steps: int = 100, 
                 # choose the class CLIP scores highest over all starting latents. A *soft* class (a softmax mix of
                 # class embeddings) was tried first: mixes decode to blobs between classes that please CLIP a little
                 # for every prompt and that the judge calls "8"; a discrete choice then z-optimisation does not.
-                scores = _class_scores(model, clip_encoder, prompt, z0, k)
+                if isinstance(prompt, (list, tuple)):  # weighted prompts: the weighted sum of similarities
+                    scores = sum(w * _class_scores(model, clip_encoder, t, z0, k)
+                                 for t, w in check_weighted_prompts(prompt))
+                else:
+                    scores = _class_scores(model, clip_encoder, prompt, z0, k)
                 if negatives:  # how much more like the prompt than like the negatives
                     scores = scores - torch.stack([_class_scores(model, clip_encoder, t, z0, k)
                                                    for t in negatives]).max(0).values
@@ -327,7 +347,7 @@ def guide_model(model, clip_encoder, prompt: str, n: int = 8, steps: int = 100, 
         result = optimise_latent(decoder_fn, clip_encoder, prompt, z0, steps=steps, lr=lr, n_augment=n_augment,
                                  prior_weight=prior_weight, prior_fn=prior_fn, condition=cond,
                                  optimise_condition=optimise_condition, condition_lr=condition_lr,
-                                 n_frames=n_frames, seed=seed, negatives=negatives)
+                                 n_frames=n_frames, seed=seed, negatives=negatives, tau=tau, loss_fn=loss_fn)
     if name == "cvae":
         result.condition = torch.full((n,), chosen, dtype=torch.long)  # the class the images were drawn with
     return result
@@ -337,14 +357,16 @@ def guide_model(model, clip_encoder, prompt: str, n: int = 8, steps: int = 100, 
 def compare_with_sampling(model, encoder, prompts: dict[int, str], judge, n: int = 16, steps: int = 60,
                           n_augment: int = 8, prior_weight: float = 0.1, lr: float = 0.05,
                           optimise_condition: bool = False, bridge: str = "retrieval", k: int = 64,
-                          z_noise: float | None = 0.5, contrastive: bool = True, seed: int = 0) -> dict[str, object]:
+                          z_noise: float | None = 0.5, contrastive: bool = True, seed: int = 0,
+                          loss_fn: Callable[..., Tensor] | None = None) -> dict[str, object]:
     """Prompt accuracy of plain CLIP-CVAE sampling vs the same samples refined by CLIP-guided optimisation.
 
     For each ``label -> prompt``: :func:`cvaelib.clip_generate.generate_from_text` draws ``n`` samples
     ("sampled"); the same starting conditions and latents (retrieved neighbours' codes plus ``z_noise`` noise, as
     there) are then optimised toward the prompt ("guided": the latents, and with ``optimise_condition`` the
     conditions too). ``judge`` (the kit's classifier) decides whether each image shows ``label``.  With
-    ``contrastive`` the other prompts are the negatives; the prior term keeps each latent near its start.
+    ``contrastive`` the other prompts are the negatives; the prior term keeps each latent near its start;
+    ``loss_fn`` replaces the fit term (see :func:`optimise_latent`).
 
     Returns ``{"sampled": acc, "guided": acc, "per_class": {label: (sampled, guided)}, "similarity":
     (mean start, mean end)}``.
@@ -373,7 +395,8 @@ def compare_with_sampling(model, encoder, prompts: dict[int, str], judge, n: int
         with torch.enable_grad():
             res = guide_model(model, encoder, prompt, n=n, steps=steps, lr=lr, n_augment=n_augment,
                               prior_weight=prior_weight, condition=c, optimise_condition=optimise_condition,
-                              n_frames=0, seed=seed, z_init=z, negatives=negatives, prior_fn=stay_near_start)
+                              n_frames=0, seed=seed, z_init=z, negatives=negatives, prior_fn=stay_near_start,
+                              loss_fn=loss_fn)
         target = torch.full((n,), int(label))
         per_class[int(label)] = (float((predict(judge, sampled) == target).float().mean()),
                                  float((predict(judge, res.images) == target).float().mean()))

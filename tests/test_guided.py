@@ -108,3 +108,91 @@ def test_optimise_latent_with_any_decoder_and_errors(tiny):
         optimise_latent(decoder_fn, object(), torch.randn(4), torch.randn(1, 8), steps=1)
     with pytest.raises(KitError, match="z_init"):
         optimise_latent(decoder_fn, tiny, "a one", torch.randn(8), steps=1)
+
+
+# --- the fit terms (cvaelib.guided_objectives) and what optimise_latent does with them --------------------------------
+def test_contrastive_loss_is_clips_classification_loss_and_stops_pushing_once_sure():
+    import torch.nn.functional as F
+
+    from cvaelib.guided_objectives import contrastive_loss, cosine_loss
+
+    g = torch.Generator().manual_seed(0)
+    feats = F.normalize(torch.randn(6, 16, generator=g), dim=-1)
+    texts = F.normalize(torch.randn(4, 16, generator=g), dim=-1)
+    logp = torch.log_softmax(feats @ texts.T / 0.1, dim=1)[:, 0]
+    assert torch.isclose(contrastive_loss(feats, texts, tau=0.1), -logp.mean())
+    assert torch.isclose(cosine_loss(feats, texts), -(feats @ texts[0]).mean())
+    # d loss / d cos_0 = (p_0 - 1) / (tau * V): large while CLIP hesitates, ~0 once the prompt wins by far
+    for margin, big in ((0.0, True), (5.0, False)):
+        sims = torch.tensor([[margin, 0.0, 0.0, 0.0]], requires_grad=True)
+        target = torch.zeros(1, dtype=torch.long)
+        F.cross_entropy(sims / 0.1, target).backward()
+        assert (abs(float(sims.grad[0, 0])) > 1.0) == big
+
+
+def test_weighted_prompts_parse_attract_and_repel():
+    import math
+
+    import torch.nn.functional as F
+
+    from cvaelib.guided_objectives import parse_weighted_prompts, spherical_distance, weighted_prompt_loss
+
+    assert parse_weighted_prompts("a handwritten seven:1 | a handwritten one:-0.5|thick") == [
+        ("a handwritten seven", 1.0), ("a handwritten one", -0.5), ("thick", 1.0)]
+    assert parse_weighted_prompts("the digit: 7:2") == [("the digit: 7", 2.0)]
+    for bad, says in (("", "empty"), (":1", "no text"), ("a one:-1", "positive weight")):
+        with pytest.raises(KitError, match=says):
+            parse_weighted_prompts(bad)
+    a = F.normalize(torch.randn(5, 8, generator=torch.Generator().manual_seed(1)), dim=-1)
+    angle = torch.arccos((a @ a.T).clamp(-1, 1))
+    assert torch.allclose(spherical_distance(a, a), 0.5 * angle ** 2, atol=1e-3)
+    # one image feature between two texts: a positive weight pulls it toward text 0, a negative one pushes it away
+    t = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=-1)
+    f = F.normalize(torch.tensor([[1.0, 1.0]]), dim=-1).requires_grad_(True)
+    weighted_prompt_loss(f, t, torch.tensor([1.0, -1.0])).backward()
+    assert float(f.grad[0, 0]) < 0 < float(f.grad[0, 1])  # gradient descent moves it toward text 0, away from 1
+    assert math.isclose(float(weighted_prompt_loss(f.detach(), t, torch.tensor([1.0, 0.0]))), 0.5 * (math.pi / 4) ** 2,
+                        rel_tol=1e-4)
+
+
+def test_optimise_latent_records_its_settings_and_takes_your_loss(tiny):
+    from cvaelib.guided_objectives import contrastive_loss
+
+    torch.manual_seed(0)
+    w = torch.randn(8, 784) * 0.3
+
+    def decoder_fn(z):
+        return torch.sigmoid(z @ w).view(-1, 1, 28, 28)
+
+    z0 = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    negatives = ["a handwritten seven", "a handwritten three"]
+    built_in = optimise_latent(decoder_fn, tiny, "a handwritten one", z0, steps=5, lr=0.1, n_augment=2,
+                               negatives=negatives, tau=0.1)
+    assert built_in.settings["loss"] == "contrastive" and built_in.settings["n_augment"] == 2
+    assert built_in.settings["prompt"] == "a handwritten one" and built_in.settings["negatives"] == negatives
+
+    def my_loss(f, t):
+        return contrastive_loss(f, t, tau=0.1)
+
+    mine = optimise_latent(decoder_fn, tiny, "a handwritten one", z0, steps=5, lr=0.1, n_augment=2,
+                           negatives=negatives, loss_fn=my_loss)
+    assert mine.settings["loss"] == "my_loss" and torch.allclose(mine.images, built_in.images)
+    plain = optimise_latent(decoder_fn, tiny, "a handwritten one", z0, steps=5, lr=0.1, n_augment=2)
+    assert plain.settings["loss"] == "cosine" and not torch.allclose(plain.images, built_in.images)
+
+
+def test_weighted_prompts_steer_a_vqvae_decoder(mnist, tiny):
+    """VQGAN+CLIP in small: the code grid of a VQ-VAE moves toward the positive prompt and away from the negative."""
+    torch.manual_seed(0)
+    vq = VQVAE(num_classes=0, num_codes=64, prior_epochs=0)
+    fit(vq, mnist, epochs=1, lr=2e-3, batch_size=32, progress=False)
+    vq.eval()
+    prompts = [("a handwritten zero", 1.0), ("a handwritten six", -1.0)]
+    res = guide_model(vq, tiny, prompts, n=4, steps=30, n_augment=2, start="random", seed=0)
+    assert res.settings["loss"] == "weighted" and res.settings["prompt"] == prompts
+    t = tiny.encode_text(["a handwritten zero", "a handwritten six"])
+    start, end = (tiny.encode_images(x) @ t.T for x in (res.frames[0], res.images))
+    assert float(end[:, 0].mean()) > float(start[:, 0].mean()) + 0.05  # toward "zero"
+    assert float((end[:, 0] - end[:, 1]).mean()) > float((start[:, 0] - start[:, 1]).mean())  # zero beats six more
+    with pytest.raises(KitError, match="negative weights"):
+        guide_model(vq, tiny, prompts, n=1, steps=1, start="random", negatives=["a handwritten one"])

@@ -21,6 +21,7 @@ from cvaelib.teach import (ExerciseError, check_class_samples, check_clip_score,
                            check_kl, check_midpoint_norms, check_nearest_code, check_perplexity,
                            check_perturb_condition, check_prompt_rule, check_recon_loss, check_reconstruct,
                            check_reparameterize, check_similarity_matrix, check_slerp, check_toggle, check_value)
+from cvaelib.teach import check_clip_loss, check_contrastive_ranking, check_shift_bridge, check_weighted_loss
 from cvaelib.teach import config
 from cvaelib.teach.badges import rewrite_text
 from cvaelib.teach.cli import main
@@ -78,6 +79,29 @@ def _midpoints(z0, z1):
     return float(walk.lerp(z0, z1, 3)[1].norm()), float(walk.slerp(z0, z1, 3)[1].norm())
 
 
+def _clip_loss(t, i, tau, directions=(0, 1), reduce=0.5):
+    logits = F.normalize(t, dim=-1) @ F.normalize(i, dim=-1).T / tau
+    labels = torch.arange(len(t))
+    terms = [F.cross_entropy(logits if d == 0 else logits.T, labels) for d in directions]
+    return reduce * sum(terms) if len(terms) == 2 else terms[0]
+
+
+def _contrastive(bank, text, refs, scale, dim=1, log=True):
+    logits = scale * torch.cat([(bank @ text)[:, None], bank @ refs.T], dim=1)
+    return (torch.log_softmax if log else torch.softmax)(logits, dim=dim)[:, 0]
+
+
+def _angle_loss(f, t, w, square=True, views="mean"):
+    angle = torch.arccos((f @ t.T).clamp(-1, 1))
+    d = 0.5 * angle ** 2 if square else angle
+    return ((d.mean(0) if views == "mean" else d.sum(0)) * w).sum()
+
+
+def _shared_noise(c, xi):
+    eps = F.normalize(torch.randn(1, c.shape[1]), dim=-1)
+    return F.normalize(c + xi * c.norm(dim=-1, keepdim=True) * eps, dim=-1)
+
+
 RIGHT = [
     (check_recon_loss, lambda logits, x: F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)),
     (check_reconstruct, lambda m, x: torch.sigmoid(m.decode(m.encode(x)[0]))),
@@ -96,7 +120,14 @@ RIGHT = [
     (check_toggle, _toggle),
     (check_clip_score, lambda i, t: (F.normalize(i, dim=-1) * F.normalize(t, dim=-1)).sum(-1).mean()),
     (check_frechet_distance, _frechet),
-    (check_guidance_loss, lambda f, t, z, lam: -(f @ t).mean() + lam * 0.5 * z.pow(2).mean()),
+    (check_guidance_loss, lambda f, t, tau: F.cross_entropy(f @ t.T / tau, torch.zeros(len(f), dtype=torch.long))),
+    (check_guidance_loss, lambda f, t, tau: -torch.log_softmax(f @ t.T / tau, dim=1)[:, 0].mean()),
+    (check_weighted_loss, _angle_loss),
+    (check_clip_loss, _clip_loss),
+    (check_perturb_condition, lambda c, xi: F.normalize(  # LAFITE on the unit vector: the same geometry
+        F.normalize(c, dim=-1) + xi * F.normalize(torch.randn_like(c), dim=-1), dim=-1)),
+    (check_shift_bridge, lambda t, mi, mt: F.normalize(t + mi - mt, dim=-1)),
+    (check_contrastive_ranking, _contrastive),
     (check_perplexity, _perplexity),
     (check_nearest_code, lambda z, book: torch.cdist(z, book).argmin(1)),
 ]
@@ -146,8 +177,29 @@ WRONG = [
     (check_similarity_matrix, lambda t, i: F.normalize(i, dim=-1) @ F.normalize(t, dim=-1).T, "rows should be texts"),
     (check_similarity_matrix, lambda t, i: F.normalize(t, dim=0) @ F.normalize(i, dim=0).T, "wrong dimension"),
     (check_perturb_condition, lambda c, xi: c + xi * torch.randn_like(c), "length 1"),
-    (check_perturb_condition, lambda c, xi: F.normalize(c + xi * torch.randn_like(c), dim=-1), "xi * |c| exactly"),
-    (check_perturb_condition, lambda c, xi: c.clone(), "no noise"),
+    (check_perturb_condition, lambda c, xi: F.normalize(c + xi * torch.randn_like(c), dim=-1), "length of c"),
+    (check_perturb_condition, lambda c, xi: F.normalize(c + xi * c.norm(dim=-1, keepdim=True) * torch.randn_like(c),
+                                                        dim=-1), "xi * |c| exactly"),
+    (check_perturb_condition, lambda c, xi: F.normalize(c, dim=-1), "no noise"),
+    (check_perturb_condition, lambda c, xi: F.normalize(c + xi * F.normalize(torch.randn_like(c), dim=-1), dim=-1),
+     "must not depend on the length"),
+    (check_perturb_condition, _shared_noise, "same noise vector"),
+    (check_clip_loss, lambda t, i, tau: _clip_loss(t, i, tau, directions=(0,)), "only one direction"),
+    (check_clip_loss, lambda t, i, tau: _clip_loss(t, i, tau, directions=(1,)), "only one direction"),
+    (check_clip_loss, lambda t, i, tau: _clip_loss(t, i, tau, reduce=1.0), "averages them"),
+    (check_clip_loss, lambda t, i, tau: _clip_loss(t, i, 1.0), "temperature is missing"),
+    (check_clip_loss, lambda t, i, tau: _clip_loss(t, i, 1 / tau), "multiplied by tau"),
+    (check_clip_loss, lambda t, i, tau: F.cross_entropy(t @ i.T / tau, torch.arange(len(t))) / 2
+     + F.cross_entropy(i @ t.T / tau, torch.arange(len(t))) / 2, "unnormalised"),
+    (check_clip_loss, lambda t, i, tau: _clip_loss(t, i, tau).detach(), "no gradient"),
+    (check_shift_bridge, lambda t, mi, mt: F.normalize(t - mi + mt, dim=-1), "wrong way"),
+    (check_shift_bridge, lambda t, mi, mt: t + mi - mt, "unit length"),
+    (check_shift_bridge, lambda t, mi, mt: F.normalize(t + F.normalize(mi, dim=-1) - F.normalize(mt, dim=-1), dim=-1),
+     "normalised the two centres"),
+    (check_contrastive_ranking, lambda b, t, r, s: b @ t, "plain cosine"),
+    (check_contrastive_ranking, lambda b, t, r, s: _contrastive(b, t, r, s, log=False), "probabilities"),
+    (check_contrastive_ranking, lambda b, t, r, s: _contrastive(b, t, r, 1.0), "scale"),
+    (check_contrastive_ranking, lambda b, t, r, s: _contrastive(b, t, r, s, dim=0), "over the bank"),
     (check_midpoint_norms, lambda a, b: _midpoints(a, b)[::-1], "opposite order"),
     (check_midpoint_norms, lambda a, b: (float(a.norm()), float(b.norm())), "end point"),
     (check_condition_mix, lambda ci, ct, f: f * ci + (1 - f) * ct, "unit-length"),
@@ -161,10 +213,23 @@ WRONG = [
      "root of each entry"),
     (check_frechet_distance, lambda *a: _frechet(*a) - float(((a[0] - a[2]) ** 2).sum())
      + float(((a[0] - a[2]) ** 2).sum()) ** 0.5, "squared"),
-    (check_guidance_loss, lambda f, t, z, lam: (f @ t).mean() + lam * 0.5 * z.pow(2).mean(), "wrong sign"),
-    (check_guidance_loss, lambda f, t, z, lam: -(f @ t).mean(), "prior term is missing"),
-    (check_guidance_loss, lambda f, t, z, lam: -(f @ t).mean() + lam * 0.5 * z.detach().pow(2).mean(),
-     "no gradient"),
+    (check_guidance_loss, lambda f, t, tau: -(f @ t[0]).mean(), "negatives play no part"),
+    (check_guidance_loss, lambda f, t, tau: torch.log_softmax(f @ t.T / tau, dim=1)[:, 0].mean(), "wrong sign"),
+    (check_guidance_loss, lambda f, t, tau: F.cross_entropy(f @ t.T, torch.zeros(len(f), dtype=torch.long)),
+     "temperature is missing"),
+    (check_guidance_loss, lambda f, t, tau: F.cross_entropy(f @ t.T * tau, torch.zeros(len(f), dtype=torch.long)),
+     "multiplied by tau"),
+    (check_guidance_loss, lambda f, t, tau: -torch.log_softmax(f @ t.T / tau, dim=0)[:, 0].mean(), "over the views"),
+    (check_guidance_loss, lambda f, t, tau: F.cross_entropy(f @ t.T / tau, torch.zeros(len(f), dtype=torch.long),
+                                                            reduction="sum"), "summed over the views"),
+    (check_guidance_loss, lambda f, t, tau: -torch.softmax(f @ t.T / tau, dim=1)[:, 0].mean(), "not minus its log"),
+    (check_guidance_loss, lambda f, t, tau: F.cross_entropy((f @ t.T / tau).detach(),
+                                                            torch.zeros(len(f), dtype=torch.long)), "no gradient"),
+    (check_weighted_loss, lambda f, t, w: _angle_loss(f, t, w.abs()), "keep its sign"),
+    (check_weighted_loss, lambda f, t, w: -_angle_loss(f, t, w), "wrong sign"),
+    (check_weighted_loss, lambda f, t, w: -((f @ t.T).mean(0) * w).sum(), "minus the cosines"),
+    (check_weighted_loss, lambda f, t, w: _angle_loss(f, t, w, square=False), "half its square"),
+    (check_weighted_loss, lambda f, t, w: _angle_loss(f, t, w, views="sum"), "summed over the views"),
     (check_perplexity, lambda c: float(torch.exp(-((c / c.sum()) * (c / c.sum()).log()).sum())), "keep only p > 0"),
     (check_perplexity, lambda c: float(torch.log(torch.tensor(_perplexity(c)))), "returned the entropy"),
     (check_nearest_code, lambda z, book: torch.cdist(z, book).argmax(1), "farthest"),
@@ -201,9 +266,43 @@ def test_unfinished_stub_passes_through_and_crashes_are_explained():
         check_kl(lambda mu, lv: 0.5 * (mu ** 2 + lv.exp() - 1 - lv).sum(1))
     check_value(0.4, 0, 1, "knn")
     with pytest.raises(ExerciseError, match="expected the GuidedResult"):
-        check_guided_result(torch.zeros(3), steps=5, n=3)
+        check_guided_result(torch.zeros(3), reference=None)
     with pytest.raises(ExerciseError, match=r"knn = 40 is outside"):
         check_value(40, 0, 1, "knn")
+
+
+def test_check_guided_result_wants_the_same_run_with_one_view(data_root, capsys):
+    """Lesson 08, exercise 1: only n_augment=1 with everything else as in the run above passes."""
+    import dataclasses
+
+    from cvaelib.guided import optimise_latent
+    from tiny_models import tiny_clip
+
+    tiny = tiny_clip(data_root)
+
+    def pixels(z):
+        return torch.sigmoid(z.view(-1, 1, 28, 28))
+
+    z0 = torch.zeros(2, 784)
+    negatives = ["a handwritten one", "a handwritten two"]
+    run = dict(steps=3, lr=0.1, prior_weight=0.0, negatives=negatives, n_frames=0)
+    with_aug = optimise_latent(pixels, tiny, "a handwritten seven", z0, n_augment=4, **run)
+    right = optimise_latent(pixels, tiny, "a handwritten seven", z0, n_augment=1, **run)
+    check_guided_result(right, with_aug, pixels)
+    assert capsys.readouterr().out.startswith("correct: check_guided_result:")
+    wrong = {
+        "n_augment=4": with_aug,
+        "run above itself": with_aug,
+        "prompt": optimise_latent(pixels, tiny, "a handwritten one", z0, n_augment=1, **run),
+        "negative prompts": optimise_latent(pixels, tiny, "a handwritten seven", z0, n_augment=1,
+                                            **{**run, "negatives": None}),
+        "records no settings": dataclasses.replace(right, images=torch.zeros_like(right.images), settings={}),
+        "not what the result's latents decode to": dataclasses.replace(right, images=torch.zeros_like(right.images)),
+    }
+    for says, result in wrong.items():
+        with pytest.raises(ExerciseError, match=says):
+            check_guided_result(result, with_aug if says != "n_augment=4" else optimise_latent(
+                pixels, tiny, "a handwritten seven", z0, n_augment=1, **run), pixels)
 
 
 # --- the marker convention ----------------------------------------------------------------------------------------

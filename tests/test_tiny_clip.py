@@ -119,3 +119,34 @@ def test_train_validates_and_learns_quickly(data_root):
     test = subset(load_dataset("fashion-mnist", data_root, "test"), 500)
     acc, _ = zero_shot_accuracy(enc, test)
     assert acc > 0.35  # 40 steps on 4,000 images: far above chance (0.1) already
+
+
+def test_cached_only_lookup_and_the_symmetric_clip_loss(tiny_mnist, data_root, tmp_path):
+    """``get_tiny_clip(build=False)`` loads the cached model or returns None (never trains); ``clip_loss`` is CLIP's
+    symmetric cross-entropy, lowest when every pair matches."""
+    import math
+
+    import torch.nn.functional as F
+
+    from cvaelib.clip.tiny import clip_loss, get_tiny_clip
+    from tiny_models import TINY_CLIP
+
+    cached = get_tiny_clip("mnist", data_root, **TINY_CLIP, build=False)
+    assert cached is not None and cached.weights_id == tiny_mnist.weights_id
+    assert get_tiny_clip("mnist", data_root, **TINY_CLIP, build=False, cache_dir=tmp_path) is None
+    assert not list(tmp_path.iterdir())  # nothing was trained or written
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    rows = F.cross_entropy(logits, torch.arange(3))
+    cols = F.cross_entropy(logits.T, torch.arange(3))
+    assert torch.isclose(clip_loss(logits), 0.5 * (rows + cols))
+    assert math.isclose(float(clip_loss(torch.zeros(4, 4))), math.log(4), rel_tol=1e-6)  # chance: log B
+    # real pairs: captions of test images with their own images score far below chance, shuffled ones do not
+    test = subset(load_dataset("mnist", data_root, "test"), 64, seed=2)
+    rng = random.Random(0)
+    texts = [cap.caption("mnist", int(k), rng=rng) for k in test.labels]
+    img, txt = tiny_mnist.encode_images(test.float_images()), tiny_mnist.encode_text(texts)
+    scale = float(tiny_mnist.model.logit_scale.exp())
+    same = (test.labels[:, None] == test.labels[None, :]).float() + torch.eye(64)
+    matched = clip_loss(scale * txt @ img.T, same / same.sum(1, keepdim=True))
+    shuffled = clip_loss(scale * txt[torch.randperm(64)] @ img.T)
+    assert float(matched) < math.log(64) - 1 and float(shuffled) > math.log(64)  # ~1.9 and ~9.2 vs log 64 = 4.2

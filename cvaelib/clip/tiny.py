@@ -42,6 +42,9 @@ from .encoder import ClipEncoder
 
 UNK = 0  # index of the shared unknown-word embedding in TinyCLIP's own vocabulary
 TINY_FILE = "tinyclip.pt"
+#: the kit's standard TinyCLIP settings for :func:`get_tiny_clip`: a step budget (300 steps, ~90 s on one CPU core),
+#: so it is the same model on every machine; lessons 05 and 08 and the tests share it through the cache
+STANDARD_TINY_CLIP = {"seconds": 3000.0, "max_steps": 300}
 
 
 # ---------------------------------------------------------------------------------------------------- the model
@@ -208,6 +211,20 @@ def _caption_vocab(dataset: str) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------- training
+def clip_loss(logits: Tensor, targets: Tensor | None = None) -> Tensor:
+    """CLIP's symmetric contrastive loss (Radford et al. 2021) of ``logits`` ``[B, B]`` = cosines / tau.
+
+    Row i of ``logits`` scores image (or text) i against every text (image) of the batch; pair i is the match.  The
+    loss is the mean of the two cross-entropies, rows (each image picks its text) and columns (each text picks its
+    image).  ``targets`` (symmetric, rows summing to 1) replaces the identity when several pairs of a batch match
+    (TinyCLIP: captions of the same class).
+    """
+    if targets is None:
+        targets = torch.eye(len(logits), device=logits.device)
+    return 0.5 * (torch.sum(-targets * F.log_softmax(logits, 1), 1).mean()
+                  + torch.sum(-targets * F.log_softmax(logits.T, 1), 1).mean())
+
+
 def _soft_targets(labels: Tensor, self_weight: float = 1.0) -> Tensor:
     same = (labels[:, None] == labels[None, :]).float()
     t = same + self_weight * torch.eye(len(labels), device=labels.device)
@@ -281,9 +298,7 @@ def train_tiny_clip(dataset: str = "mnist", root: str | os.PathLike | None = Non
             img = F.normalize(model.encode_image(x.contiguous(memory_format=torch.channels_last)).float(), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        target = _soft_targets(labels[idx])
-        loss = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
-                      + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+        loss = clip_loss(logits, _soft_targets(labels[idx]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -341,11 +356,13 @@ def load_tiny_clip(path: str | os.PathLike, device: str | torch.device | None = 
 
 def get_tiny_clip(dataset: str, root: str | os.PathLike | None = None, seconds: float = 150.0, seed: int = 0,
                   embed_dim: int = 64, max_steps: int | None = None, cache_dir: str | os.PathLike | None = None,
-                  device: str | torch.device | None = None, progress: bool = True) -> TinyClipEncoder:
+                  device: str | torch.device | None = None, progress: bool = True,
+                  build: bool = True) -> TinyClipEncoder | None:
     """A TinyCLIP for ``dataset``, trained once with these settings and cached (like the judge classifier).
 
     The cache (``$CVAELIB_CACHE`` or ``~/.cache/cvaelib``) is keyed by the data, ``seconds``, ``max_steps``,
-    ``seed`` and ``embed_dim``; a broken cache file is retrained, never trusted.
+    ``seed`` and ``embed_dim``; a broken cache file is retrained, never trusted.  ``build=False`` only loads: it
+    returns None when no readable cached model exists (a SMOKE run then trains a quick one instead).
     """
     from ..cache import default_cache_dir, load_or_build
     from ..data import load_dataset
@@ -354,6 +371,11 @@ def get_tiny_clip(dataset: str, root: str | os.PathLike | None = None, seconds: 
     key = hashlib.sha1(train.images.numpy().tobytes()[:1 << 20]
                        + f"{len(train)}-{seconds}-{max_steps}-{seed}-{embed_dim}-v1".encode()).hexdigest()[:12]
     path = Path(cache_dir or default_cache_dir()) / f"tinyclip-{train.name}-{key}.pt"
+    if not build:
+        try:
+            return load_tiny_clip(path, device) if path.is_file() else None
+        except Exception:  # noqa: BLE001 - an unreadable cache file counts as missing
+            return None
 
     def build(p: Path) -> TinyClipEncoder:
         enc = train_tiny_clip(dataset, root, seconds=seconds, seed=seed, embed_dim=embed_dim, data=train,
@@ -391,5 +413,5 @@ def zero_shot_accuracy(encoder: ClipEncoder, data: Any, dataset: str | None = No
     return float((pred == labels).float().mean()), per_class
 
 
-__all__ = ["TINY_FILE", "TinyCLIP", "TinyClipEncoder", "build_caption_pool", "class_text_embeddings",
+__all__ = ["STANDARD_TINY_CLIP", "TINY_FILE", "TinyCLIP", "TinyClipEncoder", "build_caption_pool", "class_text_embeddings", "clip_loss",
            "get_tiny_clip", "load_tiny_clip", "save_tiny_clip", "train_tiny_clip", "zero_shot_accuracy"]
