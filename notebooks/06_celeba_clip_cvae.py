@@ -33,11 +33,11 @@
 # embed it with CLIP ViT-B/32, then about 50 min of training (6 injection variants, the wide crop and the perceptual
 # variant × 2 epochs on 50,000 faces, the chosen model 8 epochs, the attribute CVAE) — estimates, not yet measured
 # on a T4. **On a CPU it runs only in `SMOKE=1` mode (under a minute)**: a *synthetic* CelebA of drawn faces, 32×32
-# pixels, one epoch, and a small *random* CLIP whose embeddings mean nothing. SMOKE pictures show that every step
+# pixels, two epochs, and a small *random* CLIP whose embeddings mean nothing. SMOKE pictures show that every step
 # runs; they cannot show faces that follow words. What a full run is expected to show, from the kit's sources: the
-# injection points differ in KL more than in reconstruction, with the condition added mid-encoder (their RES_VAE2,
-# our `down3`) their best; zoom crops give cleaner faces than wide ones; text prompts such as "wearing glasses" or
-# "smiling" change the faces accordingly, while identity and pose move along.
+# condition added mid-encoder (their RES_VAE2, our `down3`) was their best variant; zoom crops gave better faces than
+# wide ones; text prompts such as "wearing glasses" or "smiling" changed the faces accordingly — with identity and
+# pose moving along.
 #
 # Data: CelebA (Liu, Luo, Wang & Tang 2015, "Deep Learning Face Attributes in the Wild",
 # https://arxiv.org/abs/1411.7766; https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html; for non-commercial research
@@ -83,7 +83,7 @@ LIMIT = None if env.smoke else 50_000    # training faces (None = all of the spl
 SIZE = 32 if env.smoke else 64           # SMOKE trains tiny models on 32x32 so CI takes seconds
 WIDTH = 8 if env.smoke else 32           # channels of the first residual block
 LATENT = 128                             # z, as in the sources (they suggest 512 for long runs)
-EPOCHS = 2 if env.smoke else 2           # per compared variant: the equal budget
+EPOCHS = 2                               # per compared variant: the equal budget
 BEST_EPOCHS = 2 if env.smoke else 8      # for the model used in the generation sections
 BATCH = 32 if env.smoke else 128         # SMOKE: a few steps per epoch on ~100 faces
 USE_REAL_CLIP = not env.smoke            # False: a small random CLIP (offline; its embeddings mean nothing)
@@ -163,7 +163,7 @@ env.smoke_banner("nothing measured yet: the kit's full CelebA run needs a GPU an
 # batch-norm, activation, pool, convolution, batch-norm): the residual shape that lets deep networks train.
 
 # %%
-from cvaelib.models import INJECTIONS, AttributeCVAE, ResidualVAE
+from cvaelib.models import AttributeCVAE, ResidualVAE
 from cvaelib.models.resvae import ResDown
 
 show_source(ResDown)
@@ -367,7 +367,7 @@ show(cvaelib.show_grid(torch.cat(rows), ncols=8, row_labels=["real"] + [k.split(
 # The sources found `down3` best: injected at 8×8 the condition still shapes mid-level features, while at the
 # input it competes with 12,288 pixel values and at `latent` the encoder cannot account for it at all. Read your
 # table: does the KL order follow the depth of the injection, and where does your `down2` land? (In SMOKE mode the
-# differences are noise: one epoch on a hundred drawn faces.)
+# differences are noise: two epochs on about a hundred drawn faces.)
 #
 # ## 6. Zoom or wide crop?
 # The same `down3` model and budget on the wide crop — more of the picture is hair, neck and background, so each

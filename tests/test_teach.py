@@ -667,7 +667,7 @@ def test_lesson_predictions_accept_only_their_answer_and_hint_without_it(qid, ca
     q = QUESTIONS[qid]
     lesson = next(p for p in NOTEBOOKS if p.name.startswith(qid.split(".")[0]))
     assert f'check_prediction("{qid}", prediction)' in lesson.read_text()
-    for letter, text in q.choices.items():
+    for letter in q.choices:
         if letter == q.answer:
             check_prediction(qid, letter)
             assert capsys.readouterr().out.startswith(f"correct: check_prediction: ({letter})")
