@@ -29,8 +29,9 @@
 #   and where the course leads next (VQGAN, diffusion).
 #
 # **Prerequisites:** lessons 02–03 (VAE, KL, SSIM, the judge classifier) and 07 (the Fréchet distance behind FID).
-# **Runtime:** about 8 min on a Colab T4 and about 25 min on a 2-core CPU (estimates: four models at the same budget,
-# then the prior); `SMOKE=1`: under a minute on a CPU, on 1,000 images.
+# **Runtime:** about 20 min on a 2-core CPU (measured: 19.5 CPU-minutes on one thread; four models at the same
+# budget, then the prior) and a few minutes on a Colab T4 (estimate); `SMOKE=1`: under a minute on a CPU, on 1,000
+# images.
 #
 # van den Oord, Vinyals & Kavukcuoglu (2017), *Neural Discrete Representation Learning*, NeurIPS,
 # arXiv:1711.00937. Bengio, Léonard & Courville (2013), *Estimating or Propagating Gradients Through Stochastic
@@ -78,10 +79,10 @@ train, val = cvaelib.train_val_split(train, 0.1, seed=0)
 names = train.class_names
 x_test = test.float_images()
 print(f"train {len(train)}, val {len(val)}, test {len(test)} Fashion-MNIST images")
-env.smoke_banner("on the full data (54,000 training images, 5 epochs each) the VQ-VAE reconstructs far sharper "
-                 "than the 16-number VAE and than the same-size Gaussian grid, the deterministic grid sharpest of "
-                 "all, and the prior's samples are mostly judged as the class asked for; here 1,000 images and one "
-                 "epoch only show that the code runs")
+env.smoke_banner("measured on one thread of a 2-core CPU (54,000 training images, 5 epochs each): reconstruction "
+                 "SSIM 0.664 (VAE, 16 numbers), 0.655 (Gaussian 7x7x16 grid, 45 bits/image), 0.837 (VQ-VAE), 0.971 "
+                 "(deterministic grid); VQ prior samples 78.7 % class-correct at temperature 1 (judge 89.9 % on "
+                 "real test images); the from-scratch VQ-VAE uses 64/64 codes, 6/64 without restarts")
 
 # %% [markdown]
 # ## 1. From one Gaussian vector to a grid of codes
@@ -341,6 +342,9 @@ show(fig)
 #   $\lVert z_e\rVert$; it grows with longer training), and the straight-through gradient gets worse with it.
 #
 # In SMOKE mode each variant trains only a few dozen steps, so the gaps are smaller and noisier than in a full run.
+# Measured on a 2-core CPU with 400 steps each (yours will differ): validation reconstruction 219 (all pieces),
+# 240 (no restarts: 6 of 64 codes used, perplexity 4.3), 261 (no straight-through), 237 (no commitment: commitment
+# distance 12,920 instead of 8.7, mean $\lVert z_e\rVert$ 27 instead of 3.3).
 #
 # **How the kit writes it.** `cvaelib.models.vqvae.VectorQuantizer` holds the same pieces in one module — the
 # distance expansion of section 1, the straight-through line, both losses, restarts of codes whose recent use fell
@@ -443,7 +447,9 @@ show(cvaelib.show_grid(torch.cat([x_test[:10]] + [r[:10] for r in recs.values()]
 # %% [markdown]
 # **Takeaway.** Sharpness follows the information the bottleneck lets through, not discreteness: the Gaussian grid
 # has as many numbers as the VQ grid but, charged by the KL at β = 1, carries a few dozen bits and blurs like the
-# 16-number VAE; the deterministic grid, charged nothing, is the sharpest of all. What the *discrete* code buys is
+# 16-number VAE; the deterministic grid, charged nothing, is the sharpest of all. (Measured on a 2-core CPU with
+# this lesson's full settings — yours will differ: SSIM 0.664 / 0.655 / 0.971 / 0.837 and 21 / 45 / ∞ / ≤ 343 bits
+# for the VAE, the Gaussian grid, the deterministic grid and the VQ-VAE.) What the *discrete* code buys is
 # the next section: a grid of 49 tokens from a vocabulary of 128 is something a small classifier-like model can
 # learn a distribution over — the deterministic float grid has no distribution to sample from at all.
 #
@@ -489,7 +495,9 @@ for label in ("VAE, 16 numbers", "Gaussian grid 7x7x16"):
 # %% [markdown]
 # The class accuracy is the prior's score, not the codes': a tiny transformer trained for minutes has not fully
 # learned which grids make a coat rather than a pullover or a shirt (more prior epochs, on a GPU, raise it). Compare
-# the classifier-FIDs: samples from the VQ prior against samples from N(0, I) of the continuous models.
+# the classifier-FIDs: samples from the VQ prior against samples from N(0, I) of the continuous models. Measured on a
+# 2-core CPU with the full settings (yours will differ): 78.7 % class-correct at temperature 1 and 81.8 % at 0.7;
+# classifier-FID 24.9 for the VQ prior's samples, 103.6 for the VAE's and 192.5 for the Gaussian grid's.
 #
 # The same from the command line; the checkpoint holds the prior:
 #
