@@ -178,6 +178,11 @@ show_source(ResDown)
 # dimensions. The kit (lessons 02–05) writes the ELBO per image as *sums*: $\frac1B\sum_b\big[\sum_i \mathrm{BCE}_{b,i}
 # + \beta \sum_j \mathrm{KL}_{b,j}\big]$. Are they the same recipe?
 
+# %% [markdown]
+# **Predict first.** For a 64×64 colour face and a 128-d latent, which β in the kit's per-image sums gives the
+# sources' balance? (a) 0.01, the same number; (b) about 1; (c) about 0.0001. Set `prediction` to your letter and
+# run the check; the cells after it show who was right.
+
 # %%
 # Exercise: predict — the sources' 0.01 in the kit's units
 ### BEGIN SOLUTION
@@ -235,6 +240,13 @@ print(f"the sources' 0.01 at {train.shape} with z = {LATENT} is beta = {BETA:.2f
 # Why should it matter at all? The decoder always gets $c$; what changes is whether the *encoder* knows what the
 # decoder will be told, and so can leave it out of z (a lower KL for the same reconstruction). But here $c$ is
 # CLIP's embedding of the very image the encoder reads.
+
+# %% [markdown]
+# **Predict first.** Can the `latent` variant's encoder, which never sees c, still leave out of z what c says? (a)
+# no: only an encoder that is handed c can leave out of z what c says; (b) in principle yes: c = CLIP(x) is computed
+# from the same image, so the encoder can learn to see it too; being handed c only makes it easier; (c) yes, and it
+# always does as well as the other variants. Set `prediction` to your letter and run the check; the cells after it
+# show who was right.
 
 # %%
 # Exercise: predict — can an encoder that never sees c leave it out of z?

@@ -108,6 +108,11 @@ filters = compare_filters(all_captions, DEFAULT_KEYWORDS)
 print(f"{filters.captions} real captions of {len(coco_images)} photos ({caption_file.name}): the whole-word filter "
       f"keeps {filters.word_kept}, the substring filter {filters.substring_kept}")
 
+# %% [markdown]
+# **Predict first.** The substring filter keeps more captions. Of its extra captions, how many are about the
+# countryside? (a) most of them; (b) about half; (c) almost none. Set `prediction` to your letter and run the check;
+# the cells after it show who was right.
+
 # %%
 # Exercise: predict — are the substring filter's extra captions on theme?
 ### BEGIN SOLUTION
@@ -397,6 +402,11 @@ print(f"(this run: {n_eval} photos at {SIZE}x{SIZE}, CLIP {encoder.name}; the so
 # $$ W\begin{bmatrix} z\\ c\end{bmatrix} = W_z z + W_c c \quad\text{(concat)}, \qquad
 #    W(z + Pc) = W z + (WP)\,c \quad\text{(add)}. $$
 
+# %% [markdown]
+# **Predict first.** Compare the two right-hand sides. (a) concatenation can do everything addition can, not the
+# other way round; (b) addition can do everything concatenation can, not the other way round; (c) they are the same
+# model. Set `prediction` to your letter and run the check; the cells after it show who was right.
+
 # %%
 # Exercise: predict — which one can express the other?
 ### BEGIN SOLUTION
@@ -436,6 +446,11 @@ show(cvaelib.show_grid(torch.cat([x_eval[:8], gen_eval[:8], gen_add[:8]]), ncols
 # The decoder outputs one Bernoulli probability $p$ per pixel and is trained with the binary cross-entropy — the
 # kit's `bernoulli_nll`, not a Gaussian likelihood. When z and the caption leave a pixel's true value $x$ uncertain,
 # what does the best decoder paint?
+
+# %% [markdown]
+# **Predict first.** For a fixed z and caption, which output minimises the expected cross-entropy over all the
+# photos that fit them? (a) the single most likely photo; (b) the pixel-wise average of all of them; (c) one of
+# them, picked at random. Set `prediction` to your letter and run the check; the cells after it show who was right.
 
 # %%
 # Exercise: predict — what minimises the expected cross-entropy?

@@ -158,6 +158,12 @@ check_straight_through(straight_through)
 # mean as a running average). The commitment term's gradient $2\beta(z_e - e_k)$ pulls the encoder output toward its
 # code, so the codebook can keep up and the straight-through approximation of section 2 stays good.
 
+# %% [markdown]
+# **Predict first.** Compare the codebook loss and the commitment loss. (a) they have different values but send the
+# same gradients; (b) they have the same value but send gradients to different places; (c) the commitment loss is
+# always the larger of the two. Set `prediction` to your letter and run the check; the cells after it show who was
+# right.
+
 # %%
 # Exercise: predict — two losses, one value
 ### BEGIN SOLUTION
@@ -218,6 +224,11 @@ check_perplexity(perplexity_from_counts)
 # The from-scratch VQ-VAE of the next section starts its 64 codes as draws from N(0, I), as if nobody had looked at
 # the data, while a fresh encoder's outputs sit near 0 with a much smaller spread.
 
+# %% [markdown]
+# **Predict first.** Without restarts, how many of the 64 codes will be in use after training? (a) nearly all 64;
+# (b) about half of them; (c) a handful. Set `prediction` to your letter and run the check; the cells after it show
+# who was right.
+
 # %%
 # Exercise: predict — how many codes survive without restarts
 ### BEGIN SOLUTION
@@ -259,6 +270,12 @@ check_restart_dead_codes(restart_dead_codes)
 # grid, your `nearest_code`, your `straight_through`, your `vq_losses` (commitment weighted by β), your
 # `restart_dead_codes` every 20 steps and your `perplexity_from_counts` to watch the codebook. Four variants leave
 # one piece out each.
+
+# %% [markdown]
+# **Predict first.** What happens when the decoder gets `z_q` directly, without your `straight_through`? (a) nothing
+# changes: the codebook loss trains the encoder anyway; (b) the encoder gets no reconstruction signal, only the
+# commitment pull, and reconstructions get worse; (c) training stops with an error: argmin has no gradient. Set
+# `prediction` to your letter and run the check; the cells after it show who was right.
 
 # %%
 # Exercise: predict — training without the straight-through estimator
@@ -392,6 +409,13 @@ class GridVAE(GenerativeModel):
     def decode(self, z, c=None):
         return self.decoder(z.reshape(-1, *self.grid))
 
+
+# %% [markdown]
+# **Predict first.** The Gaussian grid has the VQ-VAE's encoder, decoder and code size, and β = 1. Its
+# reconstructions are: (a) about as sharp as the VQ-VAE's: a 7x7 grid is what keeps the detail; (b) clearly
+# blurrier, close to the 16-number VAE's: the KL price limits what the code carries; (c) sharper than the VQ-VAE's:
+# Gaussian codes hold more than 128 choices. Set `prediction` to your letter and run the check; the cells after it
+# show who was right.
 
 # %%
 # Exercise: predict — a Gaussian code as large as the VQ grid

@@ -660,13 +660,16 @@ LESSON_QUESTIONS = sorted(q for q in QUESTIONS if q.split(".")[0] in ("06", "07"
 
 @pytest.mark.parametrize("qid", LESSON_QUESTIONS)
 def test_lesson_predictions_accept_only_their_answer_and_hint_without_it(qid, capsys):
-    """Lessons 06, 07 and 09 ask each of their registered questions (and only those) with check_prediction; every
-    wrong choice gets the hint, never the right choice's text."""
+    """Lessons 06, 07 and 09 show each registered question's choices and ask it with check_prediction; every wrong
+    choice gets the hint, never the right choice's text."""
     from cvaelib.teach import check_prediction
 
     q = QUESTIONS[qid]
     lesson = next(p for p in NOTEBOOKS if p.name.startswith(qid.split(".")[0]))
     assert f'check_prediction("{qid}", prediction)' in lesson.read_text()
+    shown = " ".join(" ".join(c.source.split()) for c in read_notebook(lesson).cells if c.cell_type == "markdown")
+    for letter, text in q.choices.items():  # the student reads every choice before answering
+        assert f"({letter}) {' '.join(text.split())}" in shown, (qid, letter)
     for letter in q.choices:
         if letter == q.answer:
             check_prediction(qid, letter)
