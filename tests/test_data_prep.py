@@ -435,6 +435,37 @@ def test_filter_on_real_captions_min_matches_and_exclude(coco_sample):
     assert not any(re.search(r"\bsoccer\b", c, re.I) for im in no_sport for c in im["captions"])
 
 
+def test_compare_filters_on_the_real_captions(coco_sample):
+    """Lesson 07's demonstration: on the 500 real captions of the sample, the substring filter keeps 17 more than
+    the whole-word one, and every extra is a keyword inside another word (mostly 'tree' in 'street')."""
+    from data_prep.caption_filter import compare_filters, substring_hits
+
+    _, _, images, _ = coco.load_captions(coco_sample / "annotations" / "captions_val2017_sample.json")
+    captions = [c for im in images for c in im["captions"]]
+    result = compare_filters(captions)
+    pattern = coco.keyword_regex(coco.DEFAULT_KEYWORDS)
+    assert result.captions == 500 and result.word_kept == sum(bool(pattern.search(c)) for c in captions) == 100
+    assert result.substring_kept == sum(any(k in c.lower() for k in coco.DEFAULT_KEYWORDS) for c in captions) == 117
+    assert len(result.substring_only) == 17 and result.word_only == []
+    counts = result.by_keyword()
+    assert list(counts)[0] == ("tree", "street") and counts[("tree", "street")] == 14
+    assert counts[("field", "outfield")] == 1 and counts[("mountain", "mountainous")] == 1
+    assert all(h.keyword in h.word and h.word != h.keyword and not pattern.search(h.caption)
+               for h in result.substring_only)
+    assert substring_hits("Two Cowboys and a scowl", ["cow"]) == [("cow", "cowboys"), ("cow", "scowl")]
+
+
+def test_compare_filters_both_directions_and_multiword_keywords():
+    from data_prep.caption_filter import compare_filters
+
+    result = compare_filters(["Two cowboys ride past", "Calves in a meadow", "A hay bale.", "Cows!", "A scowl"],
+                             ["cow", "calf", "hay bale"])
+    assert (result.word_kept, result.substring_kept) == (3, 4)
+    assert [(h.keyword, h.word) for h in result.substring_only] == [("cow", "cowboys"), ("cow", "scowl")]
+    assert [(h.caption, h.word) for h in result.word_only] == [("Calves in a meadow", "calves")]
+    assert compare_filters([], ["cow"]).captions == 0
+
+
 def test_coco_prep_from_local_images(coco_sample, tmp_path, capsys):
     ann = coco_sample / "annotations" / "captions_val2017_sample.json"
     out = tmp_path / "coco"

@@ -91,6 +91,25 @@ def test_injection_point_decides_what_the_encoder_sees():
     assert big.decode(torch.zeros(2, 128), torch.zeros(2, 512)).shape == (2, 3, 64, 64)
 
 
+def test_additive_decoder_reads_the_condition_as_a_shift_of_z(faces, tmp_path):
+    """decoder_condition="add" (lesson 07): the decoder reads z + P c, so a condition is indistinguishable from a
+    shifted code, which concatenation (a separate weight for c) does not imply; it trains and reloads."""
+    add, cat = _model("down3", decoder_condition="add").eval(), _model("down3").eval()
+    assert add.up[0].skip[1].in_channels == 8 and cat.up[0].skip[1].in_channels == 8 + 12
+    z, c1, c2 = torch.randn(4, 8), torch.randn(4, 12), torch.randn(4, 12)
+    with torch.no_grad():
+        shifted = z + add.cond_to_z(c1) - add.cond_to_z(c2)
+        torch.testing.assert_close(add.decode(z, c1), add.decode(shifted, c2))
+        assert (add.decode(z, c1) - add.decode(z, c2)).abs().max() > 1e-4  # the condition still matters
+    assert "decoder_condition" not in cat.config  # concat checkpoints keep their old config
+    data = ImageData(faces.images, torch.randn(len(faces), 12), [], "celeba")
+    fit(add, data, epochs=1, batch_size=8, progress=False, checkpoint=tmp_path / "add")
+    loaded = load_model(tmp_path / "add")
+    assert loaded.decoder_condition == "add" and loaded.config == add.config
+    with pytest.raises(ValueError, match="decoder_condition"):
+        ResidualVAE(**SMALL, decoder_condition="film")
+
+
 def test_condition_mistakes_are_one_line_kit_errors():
     with pytest.raises(KitError, match="unconditional"):
         _model("none").sample(2, torch.randn(2, 12))

@@ -17,12 +17,14 @@ import torch.nn.functional as F
 
 from cvaelib.errors import KitError
 from cvaelib.teach import (ExerciseError, check_class_samples, check_clip_score, check_condition_concat,
-                           check_condition_mix, check_frechet_distance, check_guidance_loss, check_guided_result,
-                           check_kl, check_midpoint_norms, check_nearest_code, check_perplexity,
+                           check_encode_at, check_frechet_distance, check_guidance_loss, check_guided_result,
+                           check_kl, check_long_caption, check_midpoint_norms, check_nearest_code, check_perplexity,
                            check_perturb_condition, check_prompt_rule, check_recon_loss, check_reconstruct,
-                           check_reparameterize, check_similarity_matrix, check_slerp, check_toggle, check_value)
+                           check_redecode, check_reparameterize, check_restart_dead_codes, check_similarity_matrix,
+                           check_slerp, check_source_beta, check_straight_through, check_value, check_vq_losses)
 from cvaelib.teach import check_clip_loss, check_contrastive_ranking, check_shift_bridge, check_weighted_loss
 from cvaelib.teach import config
+from cvaelib.teach.checks._core import QUESTIONS
 from cvaelib.teach.badges import rewrite_text
 from cvaelib.teach.cli import main
 from cvaelib.teach.runner import grade, verify
@@ -46,17 +48,6 @@ def _slerp(z0, z1, steps):
     omega = torch.acos((u0 * u1).sum().clamp(-1, 1))
     direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / torch.sin(omega)
     return direction * ((1 - t) * n0 + t * n1)
-
-
-def _toggle(c, index, value=None):
-    c = c.clone()
-    c[:, index] = (1.0 - c[:, index]) if value is None else value
-    return c
-
-
-def _toggle_in_place(c, index, value=None):
-    c[:, index] = (1.0 - c[:, index]) if value is None else value
-    return c
 
 
 def _frechet(m1, s1, m2, s2, sqrt=None):
@@ -116,8 +107,6 @@ RIGHT = [
     (check_perturb_condition, lambda c, xi: F.normalize(
         c + xi * c.norm(dim=-1, keepdim=True) * F.normalize(torch.randn_like(c), dim=-1), dim=-1)),
     (check_midpoint_norms, _midpoints),
-    (check_condition_mix, lambda ci, ct, f: F.normalize(f * ci + (1 - f) * ct, dim=-1)),
-    (check_toggle, _toggle),
     (check_clip_score, lambda i, t: (F.normalize(i, dim=-1) * F.normalize(t, dim=-1)).sum(-1).mean()),
     (check_frechet_distance, _frechet),
     (check_guidance_loss, lambda f, t, tau: F.cross_entropy(f @ t.T / tau, torch.zeros(len(f), dtype=torch.long))),
@@ -132,6 +121,62 @@ RIGHT = [
     (check_nearest_code, lambda z, book: torch.cdist(z, book).argmin(1)),
 ]
 
+
+# --- lessons 06, 07 and 09: right answers -----------------------------------------------------------------------------
+def _encode_at(model, x, c, point, shift=0, before=False):
+    h = x
+    for i, block in enumerate(model.down, start=1):
+        if before and i == point:
+            h = h + model.cond_in(c)[:, :, None, None]
+        h = block(h)
+        if not before and i == point + shift:
+            h = h + model.cond_in(c)[:, :, None, None]
+    return model.mu(h).flatten(1), model.logvar(h).flatten(1)
+
+
+def _redecode(model, x, c_image, c_new, encode_with=None, sample=False, logits=False):
+    from cvaelib.losses import reparameterize
+
+    mu, logvar = model.encode(x, c_image if encode_with is None else encode_with)
+    out = model.decode(reparameterize(mu, logvar) if sample else mu, c_new)
+    return out if logits else torch.sigmoid(out)
+
+
+def _sentences(text):
+    from cvaelib.clip.text import split_sentences
+
+    return split_sentences(text)
+
+
+def _long_caption(encoder, text, normalise=True, sentences=_sentences):
+    mean = encoder.encode_text(sentences(text)).mean(0)
+    return F.normalize(mean, dim=-1) if normalise else mean
+
+
+def _vq_losses(z_e, z_q, detach=("e", "q"), reduce=lambda t, b: t.sum() / b):
+    b = z_e.shape[0]
+    e, q = z_e.detach() if "e" in detach[0] else z_e, z_q.detach() if "q" in detach[0] else z_q
+    codebook = reduce((e - q).pow(2), b)
+    e, q = z_e.detach() if "e" in detach[1] else z_e, z_q.detach() if "q" in detach[1] else z_q
+    return codebook, reduce((e - q).pow(2), b)
+
+
+def _restart(codebook, counts, z, generator, mask=lambda c: c == 0, values=None):
+    codebook = codebook.clone()
+    dead = mask(counts).nonzero().flatten()
+    codebook[dead] = z[torch.randperm(len(z), generator=generator)[:len(dead)]] if values is None else values(len(dead))
+    return codebook
+
+
+RIGHT += [
+    (check_source_beta, lambda w, shape, d: w * shape[0] * shape[1] * shape[2] / d),
+    (check_encode_at, _encode_at),
+    (check_redecode, _redecode),
+    (check_long_caption, _long_caption),
+    (check_straight_through, lambda z_e, z_q: z_e + (z_q - z_e).detach()),
+    (check_vq_losses, _vq_losses),
+    (check_restart_dead_codes, _restart),
+]
 
 @pytest.mark.parametrize("check,answer", RIGHT, ids=[c.__name__ for c, _ in RIGHT])
 def test_check_accepts_a_right_answer(check, answer, capsys):
@@ -202,10 +247,6 @@ WRONG = [
     (check_contrastive_ranking, lambda b, t, r, s: _contrastive(b, t, r, s, dim=0), "over the bank"),
     (check_midpoint_norms, lambda a, b: _midpoints(a, b)[::-1], "opposite order"),
     (check_midpoint_norms, lambda a, b: (float(a.norm()), float(b.norm())), "end point"),
-    (check_condition_mix, lambda ci, ct, f: f * ci + (1 - f) * ct, "unit-length"),
-    (check_condition_mix, lambda ci, ct, f: F.normalize((1 - f) * ci + f * ct, dim=-1), "f weights the text"),
-    (check_toggle, _toggle_in_place, "in place"),
-    (check_toggle, lambda c, i, value=None: torch.ones_like(c), "also changed other attributes"),
     (check_clip_score, lambda i, t: (i * t).sum(-1).mean(), "unnormalised"),
     (check_clip_score, lambda i, t: (F.normalize(i, dim=-1) @ F.normalize(t, dim=-1).T).mean(), "whole similarity"),
     (check_frechet_distance, lambda m1, s1, m2, s2: float(((m1 - m2) ** 2).sum()), "only have the mean term"),
@@ -235,6 +276,49 @@ WRONG = [
     (check_nearest_code, lambda z, book: torch.cdist(z, book).argmax(1), "farthest"),
     (check_nearest_code, lambda z, book: (z @ book.T).argmax(1), "dot product"),
     (check_nearest_code, lambda z, book: torch.cdist(z, book), "distance matrix"),
+]
+
+
+# --- lessons 06, 07 and 09: wrong answers ----------------------------------------------------------------------------
+WRONG += [
+    (check_source_beta, lambda w, shape, d: w, "unchanged"),
+    (check_source_beta, lambda w, shape, d: w * d / (shape[0] * shape[1] * shape[2]), "upside down"),
+    (check_source_beta, lambda w, shape, d: w * shape[1] * shape[2] / d, "colour channels"),
+    (check_source_beta, lambda w, shape, d: 0.96, "expected 0.24"),
+    (check_encode_at, lambda m, x, c, p: m.encode(x, c), "calls model.encode"),
+    (check_encode_at, lambda m, x, c, p: _encode_at(m, x, c, p, shift=1), "shape did not fit"),
+    (check_encode_at, lambda m, x, c, p: _encode_at(m, x, c, p, before=True), "shape did not fit"),
+    (check_encode_at, lambda m, x, c, p: _encode_at(m, x, c, 3), "point=4 a shape did not fit"),
+    (check_encode_at, lambda m, x, c, p: _encode_at(m, x, c, 99), "never adds the condition"),
+    (check_encode_at, lambda m, x, c, p: _encode_at(m, x, c, p)[::-1], "swapped"),
+    (check_encode_at, lambda m, x, c, p: tuple(t[:, :, None, None] for t in _encode_at(m, x, c, p)), "flat"),
+    (check_redecode, lambda m, x, ci, cn: _redecode(m, x, ci, cn, logits=True), "logits"),
+    (check_redecode, lambda m, x, ci, cn: _redecode(m, x, ci, ci), "reconstruction"),
+    (check_redecode, lambda m, x, ci, cn: _redecode(m, x, ci, cn, encode_with=cn), "encoded the faces with the new"),
+    (check_redecode, lambda m, x, ci, cn: _redecode(m, x, ci, cn, sample=True), "z was sampled"),
+    (check_long_caption, lambda e, t: e.encode_text(t, long_text="average")[0], "library's version"),
+    (check_long_caption, lambda e, t: _long_caption(e, t, normalise=False), "shorter"),
+    (check_long_caption, lambda e, t: e.encode_text(t)[0], "one pass"),
+    (check_long_caption, lambda e, t: _long_caption(e, t, sentences=lambda s: _sentences(s)[:1]), "first sentence"),
+    (check_long_caption, lambda e, t: _long_caption(e, t, sentences=lambda s: [p.strip() for p in s.split(".")
+                                                                               if p.strip()]), "Mr. Brown"),
+    (check_straight_through, lambda z_e, z_q: z_q, "no gradient reaches z_e"),
+    (check_straight_through, lambda z_e, z_q: z_e, "encoder's values"),
+    (check_straight_through, lambda z_e, z_q: z_q + (z_e - z_q).detach(), "encoder's values"),
+    (check_straight_through, lambda z_e, z_q: z_e + (z_q - z_e), "no gradient reaches z_e"),
+    (check_straight_through, lambda z_e, z_q: 2 * z_e + (z_q - 2 * z_e).detach(), "scaled"),
+    (check_vq_losses, lambda z_e, z_q: _vq_losses(z_e, z_q)[::-1], "swapped"),
+    (check_vq_losses, lambda z_e, z_q: _vq_losses(z_e, z_q, detach=("", "")), "stop-gradient is missing"),
+    (check_vq_losses, lambda z_e, z_q: _vq_losses(z_e, z_q, reduce=lambda t, b: t.mean()), "averaged over every"),
+    (check_vq_losses, lambda z_e, z_q: _vq_losses(z_e, z_q, reduce=lambda t, b: t.sum()), "summed over the batch"),
+    (check_vq_losses, lambda z_e, z_q: _vq_losses(z_e, z_q, detach=("eq", "eq")), "no gradient anywhere"),
+    (check_restart_dead_codes, lambda b, c, z, g: _restart(b, c, z, g, mask=lambda c: c > 0), "in use changed"),
+    (check_restart_dead_codes, lambda b, c, z, g: _restart(b, c, z, g, mask=lambda c: c >= 0), "in use changed"),
+    (check_restart_dead_codes, lambda b, c, z, g: _restart(b, c, z, g, values=lambda n: torch.randn(n, z.shape[1])),
+     "not one of the encoder outputs"),
+    (check_restart_dead_codes, lambda b, c, z, g: _restart(b, c, z, g, values=lambda n: z[:1].expand(n, -1)),
+     "same vector"),
+    (check_restart_dead_codes, lambda b, c, z, g: b.clone(), "not replaced"),
 ]
 
 
@@ -569,3 +653,28 @@ def test_predict_first_questions_hint_without_giving_the_answer(monkeypatch, cap
     assert capsys.readouterr().out.startswith("correct: check_prediction: (b) it falls.")
     with pytest.raises(ValueError):
         _core.register_questions({"99.kl": Question({"a": "x"}, "a", "", "")})
+
+
+LESSON_QUESTIONS = sorted(q for q in QUESTIONS if q.split(".")[0] in ("06", "07", "09"))
+
+
+@pytest.mark.parametrize("qid", LESSON_QUESTIONS)
+def test_lesson_predictions_accept_only_their_answer_and_hint_without_it(qid, capsys):
+    """Lessons 06, 07 and 09 show each registered question's choices and ask it with check_prediction; every wrong
+    choice gets the hint, never the right choice's text."""
+    from cvaelib.teach import check_prediction
+
+    q = QUESTIONS[qid]
+    lesson = next(p for p in NOTEBOOKS if p.name.startswith(qid.split(".")[0]))
+    assert f'check_prediction("{qid}", prediction)' in lesson.read_text()
+    shown = " ".join(" ".join(c.source.split()) for c in read_notebook(lesson).cells if c.cell_type == "markdown")
+    for letter, text in q.choices.items():  # the student reads every choice before answering
+        assert f"({letter}) {' '.join(text.split())}" in shown, (qid, letter)
+    for letter in q.choices:
+        if letter == q.answer:
+            check_prediction(qid, letter)
+            assert capsys.readouterr().out.startswith(f"correct: check_prediction: ({letter})")
+            continue
+        with pytest.raises(ExerciseError, match="not quite") as err:
+            check_prediction(qid, letter)
+        assert q.hint in str(err.value) and q.choices[q.answer] not in str(err.value)

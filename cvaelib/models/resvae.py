@@ -20,13 +20,16 @@ down4      added to the feature maps after down-block 4                         
 latent     not at all; only the decoder gets it                                    RES_VAE4
 =========  ======================================================================  ============
 
-In every conditional variant the decoder receives ``[z, c]``.  Sampling draws z ~ N(0, I).
+In every conditional variant the decoder receives ``[z, c]`` (``decoder_condition="concat"``), or ``z + P c`` with a
+learned projection ``P`` (``"add"``: the additive decoder of the concat-vs-additive comparison in the kit's sources;
+lesson 07).  Sampling draws z ~ N(0, I).
 
 Loss: the kit's per-image ELBO terms (Bernoulli NLL summed over pixels + ``beta`` * KL summed over latent
 dimensions) plus an optional VGG19 perceptual term (:mod:`cvaelib.perceptual`).  The sources used
-``mean BCE + 0.01 * mean KL``; in the kit's per-image sums that is ``beta = 0.01 * 3*64*64 / 128 = 0.96`` for a
-128-d latent at 64x64, so the default ``beta = 1`` is the same balance.  Likewise ``perceptual = 1`` weighs the
-VGG feature error as the sources did (mean BCE + mean feature error), scaled to per-image sums.
+``mean BCE + 0.01 * mean KL``; in the kit's per-image sums that is ``beta = 0.01 * 3*64*64 / latent_dim``: 0.96 for
+a 128-d latent at 64x64 (close to the default ``beta = 1``), 0.24 for their suggested 512 (lesson 06 derives it).
+Likewise ``perceptual = 1`` weighs the VGG feature error as the sources did (mean BCE + mean feature error),
+scaled to per-image sums.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .base import GenerativeModel
 from .clip_cvae import ClipConditionalVAE, perturb_condition
 
 INJECTIONS = ("none", "input", "down3", "down4", "latent")
+DECODER_CONDITIONS = ("concat", "add")
 
 
 def _act() -> nn.Module:
@@ -104,6 +108,7 @@ class ResidualVAE(GenerativeModel):
         bank_size: how many training conditions ``after_fit`` keeps for the retrieval text bridge
             (:mod:`cvaelib.clip.bridge`), so :mod:`cvaelib.clip_generate` works with this model as with ``clip-cvae``.
         clip: name of the CLIP that made the conditions (stored so generation can load the same one).
+        decoder_condition: ``"concat"`` (the decoder reads ``[z, c]``) or ``"add"`` (it reads ``z + P c``).
     """
 
     name = "resvae"
@@ -116,13 +121,19 @@ class ResidualVAE(GenerativeModel):
     def __init__(self, image_shape: tuple[int, int, int] = (3, 64, 64), latent_dim: int = 128,
                  injection: str = "down3", cond_dim: int = 512, width: int = 32, input_channels: int = 8,
                  beta: float = 1.0, perceptual: float = 0.0, perceptual_weights: str | None = "imagenet",
-                 cond_noise: float = 0.0, bank_size: int = 4096, clip: str | None = None, **extra: Any) -> None:
+                 cond_noise: float = 0.0, bank_size: int = 4096, clip: str | None = None,
+                 decoder_condition: str = "concat", **extra: Any) -> None:
         if injection not in INJECTIONS:
             raise ValueError(f"unknown injection {injection!r}; choose one of {', '.join(INJECTIONS)}")
+        if decoder_condition not in DECODER_CONDITIONS:
+            raise ValueError(f"unknown decoder_condition {decoder_condition!r}; choose one of "
+                             f"{', '.join(DECODER_CONDITIONS)}")
         super().__init__({"image_shape": list(image_shape), "latent_dim": latent_dim, "injection": injection,
                           "cond_dim": cond_dim, "width": width, "input_channels": input_channels, "beta": beta,
                           "perceptual": perceptual, "perceptual_weights": perceptual_weights,
-                          "cond_noise": cond_noise, "bank_size": bank_size, "clip": clip, **extra})
+                          "cond_noise": cond_noise, "bank_size": bank_size, "clip": clip,
+                          **({"decoder_condition": decoder_condition} if decoder_condition != "concat" else {}),
+                          **extra})
         self.injection = injection
         self.cond_dim = int(cond_dim) if injection != "none" else 0
         self.cond_noise = float(cond_noise)
@@ -145,7 +156,10 @@ class ResidualVAE(GenerativeModel):
         # decoder: 1x1 -> image size in levels + 1 up-blocks, mirroring the encoder's widths
         up_widths = [widths[-1]] + widths[::-1] + [max(width // 2, 1)]
         up_widths = up_widths[: levels + 2]
-        dec_in = latent_dim + self.cond_dim
+        self.decoder_condition = decoder_condition if self.cond_dim else "concat"
+        if self.decoder_condition == "add":
+            self.cond_to_z = nn.Linear(self.cond_dim, latent_dim)
+        dec_in = latent_dim + (self.cond_dim if self.decoder_condition == "concat" else 0)
         self.up = nn.ModuleList(ResUp(cin, cout) for cin, cout in zip([dec_in] + up_widths[1:-1], up_widths[1:]))
         self.out = nn.Conv2d(up_widths[-1], ch, 3, padding=1)
         self._perceptual: list[nn.Module] = []  # a plain list: VGG stays out of state_dict and DDP
@@ -195,7 +209,12 @@ class ResidualVAE(GenerativeModel):
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         c = self._check_vector(c, z.shape[0])
-        h = z if c is None else torch.cat([z, c.to(z.dtype)], dim=1)
+        if c is None:
+            h = z
+        elif self.decoder_condition == "add":
+            h = z + self.cond_to_z(c.to(z.dtype)).to(z.dtype)
+        else:
+            h = torch.cat([z, c.to(z.dtype)], dim=1)
         h = h[:, :, None, None]
         for block in self.up:
             h = block(h)
