@@ -81,7 +81,7 @@ models = {
     "VAE": cvaelib.ConvVAE(image_shape=train.shape, latent_dim=16),
     # like for like: the same code size, width and beta = 1 as the VAE, and the plain N(0, I) prior
     "CVAE": cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), latent_dim=16, width=32,
-                                   beta=1.0, prior="standard"),
+                                   beta=1.0, prior="standard", swap_weight=0.0),  # lesson 03's plain CVAE
 }
 for name, model in models.items():
     torch.manual_seed(0)
@@ -152,7 +152,7 @@ xd, yd = digits_test.float_images(), digits_test.labels
 torch.manual_seed(0)
 watch = {"VAE": cvaelib.ConvVAE(image_shape=digits.shape, latent_dim=8),
          "CVAE": cvaelib.ConditionalVAE(image_shape=digits.shape, num_classes=10, latent_dim=8, beta=1.0,
-                                        prior="standard")}
+                                        prior="standard", swap_weight=0.0)}
 curves = {name: [] for name in watch}
 for epoch in range(1, WATCH_EPOCHS + 1):
     for name, model in watch.items():
@@ -307,7 +307,7 @@ if env.smoke:
     mnist, mnist_test = cvaelib.subset(mnist, 2000), cvaelib.subset(mnist_test, 200)
 torch.manual_seed(0)
 digit_cvae = cvaelib.ConditionalVAE(image_shape=mnist.shape, num_classes=10, latent_dim=16, beta=1.0,
-                                    prior="standard")
+                                    prior="standard", swap_weight=0.0)
 cvaelib.fit(digit_cvae, mnist, epochs=max(1, EPOCHS // 2), device=env.device,
             checkpoint=env.checkpoint("04_cvae_mnist"), resume=True,
             meta={"dataset": "mnist", "class_names": mnist.class_names})
@@ -374,7 +374,7 @@ interpolation_panel(vae, x[i], x[j])
 ### BEGIN SOLUTION
 torch.manual_seed(0)
 strong = cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), latent_dim=16, width=32,
-                                beta=4.0, prior="standard")
+                                beta=4.0, prior="standard", swap_weight=0.0)
 cvaelib.fit(strong, train, val, epochs=EPOCHS, device=env.device,
             checkpoint=env.checkpoint("04_cvae_beta4_fashion"), resume=True)
 strong.eval()

@@ -122,14 +122,15 @@ check_condition_concat(condition_concat)
 # with the kit's `fit` (lesson 02's loop plus validation, checkpoints, a learning-rate schedule and mixed precision).
 
 # %%
-print(cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), beta=1.0, prior="standard"))
+print(cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), beta=1.0, prior="standard",
+                             swap_weight=0.0))
 
 # %%
 models, histories = {}, {}
 for cond in ("concat", "additive", "onehot"):
     torch.manual_seed(0)
     model = cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), cond=cond, beta=1.0,
-                                   prior="standard")
+                                   prior="standard", swap_weight=0.0)  # no label critic: section 6.3 adds one
     histories[cond] = cvaelib.fit(model, train, val, epochs=EPOCHS, device=env.device, lr=model.recommended_lr,
                                   batch_size=model.recommended_batch_size, lr_schedule="cosine",
                                   checkpoint=env.checkpoint(f"03_cvae_{cond}"), resume=True)
@@ -334,7 +335,8 @@ check_prediction("03.small_beta_swap", prediction)
 
 # %%
 torch.manual_seed(0)
-sharp = cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), beta=0.02, prior="fitted")
+sharp = cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), beta=0.02, prior="fitted",
+                               swap_weight=0.0)  # no label critic: section 6.3 adds one
 cvaelib.fit(sharp, train, val, epochs=EPOCHS, device=env.device, lr=sharp.recommended_lr,
             batch_size=sharp.recommended_batch_size, lr_schedule="cosine", checkpoint=env.checkpoint("03_cvae_sharp"),
             resume=True)  # fit() fits the per-class mixture after the last epoch
@@ -507,7 +509,8 @@ class ObedientCVAE(cvaelib.ConditionalVAE):
 
 
 torch.manual_seed(0)
-obedient = ObedientCVAE(image_shape=train.shape, num_classes=len(names), beta=0.1, prior="fitted")
+obedient = ObedientCVAE(image_shape=train.shape, num_classes=len(names), beta=0.1, prior="fitted",
+                        swap_weight=0.0)  # this lesson's critic, not one of the kit's
 cvaelib.fit(obedient, train, val, epochs=EPOCHS, device=env.device, lr=obedient.recommended_lr,
             batch_size=obedient.recommended_batch_size, lr_schedule="cosine",
             checkpoint=env.checkpoint("03_cvae_obedient"), resume=True)
