@@ -5,6 +5,7 @@ answer key, nbgrader metadata, grading and badges."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -17,8 +18,9 @@ import torch.nn.functional as F
 
 from cvaelib.errors import KitError
 from cvaelib.teach import (ExerciseError, check_class_samples, check_clip_score, check_condition_concat,
-                           check_encode_at, check_frechet_distance, check_guidance_loss, check_guided_result,
-                           check_kl, check_long_caption, check_midpoint_norms, check_nearest_code, check_perplexity,
+                           check_dz_dlogvar, check_encode_at, check_frechet_distance, check_guidance_loss,
+                           check_guided_result, check_kl, check_label_swap, check_latent_knn, check_long_caption,
+                           check_mc_kl, check_nearest_code, check_obedience_loss, check_perplexity,
                            check_perturb_condition, check_prompt_rule, check_recon_loss, check_reconstruct,
                            check_redecode, check_reparameterize, check_restart_dead_codes, check_similarity_matrix,
                            check_slerp, check_source_beta, check_straight_through, check_value, check_vq_losses)
@@ -64,10 +66,35 @@ def _perplexity(counts):
     return float(torch.exp(-(p * p.log()).sum()))
 
 
-def _midpoints(z0, z1):
-    from cvaelib import interpolate as walk
+def _rep(mu, logvar):
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
-    return float(walk.lerp(z0, z1, 3)[1].norm()), float(walk.slerp(z0, z1, 3)[1].norm())
+
+def _mc_kl(mu, logvar, n, entropy=True, sign=1.0):
+    """A student's Monte-Carlo KL for one dimension (the switches make the typical mistakes)."""
+    z = _rep(mu.expand(n), logvar.expand(n))
+    log_q = -0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / logvar.exp())
+    log_p = -0.5 * (math.log(2 * math.pi) + z ** 2)
+    return sign * ((log_q if entropy else 0.0) - log_p).mean()
+
+
+def _obey(m, critic, z, c, new=None, freeze=True, squash=True, target_new=True):
+    """A student's obedience term (the switches make the typical mistakes)."""
+    from torch.func import functional_call
+
+    k = m.num_classes
+    new_c = (c + torch.randint(1, k, c.shape)) % k if new is None else new(c, k)
+    out = m.decode(z, new_c)
+    images = torch.sigmoid(out) if squash else out
+    logits = functional_call(critic, {n: p.detach() for n, p in critic.named_parameters()}, (images,)) \
+        if freeze else critic(images)
+    return F.cross_entropy(logits, new_c if target_new else c)
+
+
+def _class_samples(m, label, n, g):
+    device = next(m.parameters()).device
+    z = torch.randn(n, m.latent_dim, generator=g).to(device)
+    return torch.sigmoid(m.decode(z, torch.full((n,), label, device=device)))
 
 
 def _clip_loss(t, i, tau, directions=(0, 1), reduce=0.5):
@@ -96,17 +123,25 @@ def _shared_noise(c, xi):
 RIGHT = [
     (check_recon_loss, lambda logits, x: F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)),
     (check_reconstruct, lambda m, x: torch.sigmoid(m.decode(m.encode(x)[0]))),
-    (check_reparameterize, lambda mu, lv: mu + torch.exp(0.5 * lv) * torch.randn_like(mu)),
+    (check_reconstruct, lambda m, x: torch.sigmoid(m.decode(m.embed(x)))),
+    (check_reparameterize, _rep),
+    (check_dz_dlogvar, lambda mu, lv, eps: 0.5 * torch.exp(0.5 * lv) * eps),
+    (check_dz_dlogvar, lambda mu, lv, eps: 0.5 * (_rep(mu, lv) * 0 + mu + torch.exp(0.5 * lv) * eps - mu)),
     (check_kl, lambda mu, lv: -0.5 * torch.sum(1 + lv - mu ** 2 - lv.exp(), dim=1).mean()),
+    (check_mc_kl, _mc_kl),
+    (check_mc_kl, lambda mu, lv, n: torch.distributions.Normal(mu, (0.5 * lv).exp()).log_prob(
+        z := _rep(mu.expand(n), lv.expand(n))).sub(torch.distributions.Normal(0.0, 1.0).log_prob(z)).mean().item()),
     (check_condition_concat, lambda z, c, k: torch.cat([z, F.one_hot(c, k).float()], dim=1)),
-    (check_class_samples, lambda m, label, n, g: torch.sigmoid(
-        m.decode(torch.randn(n, m.latent_dim, generator=g), torch.full((n,), label)))),
+    (check_condition_concat, lambda z, c, k: torch.cat([z, F.one_hot(c, k).to(z.dtype)], dim=1)),
+    (check_condition_concat, lambda z, c, k: torch.cat([z, torch.eye(k)[c]], dim=1)),
+    (check_class_samples, _class_samples),
+    (check_label_swap, lambda m, x, c, c2: torch.sigmoid(m.decode(m.encode(x, c)[0], c2))),
+    (check_obedience_loss, _obey),
     (check_slerp, _slerp),
     (check_prompt_rule, _rule),
     (check_similarity_matrix, lambda t, i: F.normalize(t, dim=-1) @ F.normalize(i, dim=-1).T),
     (check_perturb_condition, lambda c, xi: F.normalize(
         c + xi * c.norm(dim=-1, keepdim=True) * F.normalize(torch.randn_like(c), dim=-1), dim=-1)),
-    (check_midpoint_norms, _midpoints),
     (check_clip_score, lambda i, t: (F.normalize(i, dim=-1) * F.normalize(t, dim=-1)).sum(-1).mean()),
     (check_frechet_distance, _frechet),
     (check_guidance_loss, lambda f, t, tau: F.cross_entropy(f @ t.T / tau, torch.zeros(len(f), dtype=torch.long))),
@@ -187,37 +222,78 @@ def test_check_accepts_a_right_answer(check, answer, capsys):
 # --- wrong answers: the mistakes students make, and what the message must say ---------------------------------------
 WRONG = [
     (check_recon_loss, lambda l, x: F.binary_cross_entropy_with_logits(l, x), "averaged over the pixels"),
-    (check_recon_loss, lambda l, x: F.binary_cross_entropy_with_logits(l, x, reduction="sum"), "divide by the number"),
+    (check_recon_loss, lambda l, x: F.binary_cross_entropy_with_logits(l, x, reduction="sum"), "whole batch"),
     (check_recon_loss, lambda l, x: F.binary_cross_entropy_with_logits(torch.sigmoid(l), x, reduction="sum") / len(x),
      "sigmoid twice"),
     (check_recon_loss, lambda l, x: F.mse_loss(torch.sigmoid(l), x, reduction="sum") / len(x), "squared error"),
-    (check_reconstruct, lambda m, x: m.decode(m.encode(x)[0]), "apply torch.sigmoid"),
+    (check_reconstruct, lambda m, x: m.decode(m.encode(x)[0]), "logits, not pixel intensities"),
+    (check_reconstruct, lambda m, x: m.reconstruct(x), "calls model.reconstruct"),
+    (check_reconstruct, lambda m, x: torch.sigmoid(m(x)), "its forward"),
+    (check_reconstruct, lambda m, x: x.clone(), "never calls model.encode and decode"),
+    (check_reconstruct, lambda m, x: torch.sigmoid(m.decode(m.encode(x)[0] * 0)), "differ from the model"),
     (check_reparameterize, lambda mu, lv: mu + lv.exp() * torch.randn_like(mu), "variance"),
     (check_reparameterize, lambda mu, lv: mu + torch.randn_like(mu), "not scaled by sigma"),
     (check_reparameterize, lambda mu, lv: mu + torch.exp(0.5 * lv), "no noise"),
     (check_reparameterize, lambda mu, lv: (mu + torch.exp(0.5 * lv) * torch.randn_like(mu)).detach(), "no gradient"),
     (check_reparameterize, lambda mu, lv: mu + torch.exp(0.5 * lv) * torch.rand_like(mu), "mean 0"),
+    (check_reparameterize, lambda mu, lv: torch.normal(mu, torch.exp(0.5 * lv)), "torch.normal"),
+    (check_dz_dlogvar, lambda mu, lv, eps: eps, "dz/dsigma"),
+    (check_dz_dlogvar, lambda mu, lv, eps: torch.exp(0.5 * lv) * eps, "inner derivative is missing"),
+    (check_dz_dlogvar, lambda mu, lv, eps: 0.5 * eps, "does not grow with sigma"),
+    (check_dz_dlogvar, lambda mu, lv, eps: 0.5 * lv.exp() * eps, "used the variance"),
+    (check_dz_dlogvar, lambda mu, lv, eps: torch.ones_like(mu), "that is dz/dmu"),
+    (check_dz_dlogvar, lambda mu, lv, eps: 0.5 * (mu + torch.exp(0.5 * lv) * eps), "changes when mu changes"),
     (check_kl, lambda mu, lv: -0.5 * torch.sum(mu ** 2 + lv.exp() - 1 - lv) / len(mu), "never negative"),
-    (check_kl, lambda mu, lv: torch.sum(mu ** 2 + lv.exp() - 1 - lv) / len(mu), "multiply by 0.5"),
+    (check_kl, lambda mu, lv: torch.sum(mu ** 2 + lv.exp() - 1 - lv) / len(mu), "twice the right value"),
     (check_kl, lambda mu, lv: 0.5 * torch.sum(mu ** 2 + lv.exp() - 1 - lv), "summed over the batch"),
     (check_kl, lambda mu, lv: 0.5 * torch.mean(mu ** 2 + lv.exp() - 1 - lv), "averaged over the latent"),
     (check_kl, lambda mu, lv: 0.5 * torch.sum(mu ** 2 + lv - 1 - lv) / len(mu), "not 0"),
-    (check_condition_concat, lambda z, c, k: torch.cat([z, c[:, None].float()], 1), "one-hot vector first"),
+    (check_kl, lambda mu, lv: 0.5 * torch.sum(mu ** 2 + lv.exp() - 1 - lv + mu.abs()) / len(mu), "by hand"),
+    (check_mc_kl, lambda mu, lv, n: 0.5 * (mu ** 2 + lv.exp() - 1 - lv), "not sampled"),
+    (check_mc_kl, lambda mu, lv, n: _mc_kl(mu, lv, n, sign=-1.0), "never negative"),
+    (check_mc_kl, lambda mu, lv, n: _mc_kl(mu, lv, n, entropy=False), "the one of q at z is missing"),
+    (check_mc_kl, lambda mu, lv, n: (lambda z: (-0.5 * lv - 0.5 * (z - mu) ** 2 / (0.5 * lv).exp() + 0.5 * z ** 2)
+                                     .mean())(_rep(mu.expand(n), lv.expand(n))), "*variance* exp(logvar)"),
+    (check_mc_kl, lambda mu, lv, n: (lambda z: (-0.5 * lv - 0.5 * (z - mu) ** 2 / lv.exp() + 0.5 * z ** 2).mean())(
+        mu + lv.exp() * torch.randn(n)), "*variance* exp(logvar)"),
+    (check_condition_concat, lambda z, c, k: torch.cat([z, c[:, None].float()], 1), "class id as one number"),
     (check_condition_concat, lambda z, c, k: torch.cat([F.one_hot(c, k).float(), z], 1), "z first"),
     (check_condition_concat, lambda z, c, k: torch.cat([z.long(), F.one_hot(c, k)], 1), "float"),
+    (check_condition_concat, lambda z, c, k: torch.cat([z, F.one_hot(c, k)], 1), "int64 tensor"),
+    (check_condition_concat, lambda z, c, k: torch.cat([z, F.one_hot(c, k)], 1).float(), "int64 tensor"),
+    (check_condition_concat, lambda z, c, k: torch.cat([z, F.one_hot((c + 1) % k, k).float()], 1),
+     "does not reproduce"),
     (check_class_samples, lambda m, label, n, g: torch.sigmoid(
         m.decode(torch.randn(n, m.latent_dim), torch.full((n,), label))), "generator"),
     (check_class_samples, lambda m, label, n, g: torch.sigmoid(
         m.decode(torch.randn(n, m.latent_dim, generator=g), torch.zeros(n, dtype=torch.long))), "class 0, not 3"),
     (check_class_samples, lambda m, label, n, g: m.decode(
-        torch.randn(n, m.latent_dim, generator=g), torch.full((n,), label)), "torch.sigmoid"),
+        torch.randn(n, m.latent_dim, generator=g), torch.full((n,), label)), "not in [0, 1]"),
+    (check_class_samples, lambda m, label, n, g: m.sample(n, torch.full((n,), label), generator=g),
+     "called model.sample"),
+    (check_class_samples, lambda m, label, n, g: torch.sigmoid(
+        m.decode(torch.rand(n, m.latent_dim, generator=g), torch.full((n,), label))), "differ from decoding"),
+    (check_label_swap, lambda m, x, c, c2: m.decode(m.encode(x, c)[0], c2), "logits"),
+    (check_label_swap, lambda m, x, c, c2: m.reconstruct(x, c), "own classes"),
+    (check_label_swap, lambda m, x, c, c2: m.reconstruct(x, c2), "encoded the images with the *new* class"),
+    (check_label_swap, lambda m, x, c, c2: torch.sigmoid(m.decode(_rep(*m.encode(x, c)), c2)), "random sample"),
+    (check_obedience_loss, lambda m, cr, z, c: _obey(m, cr, z, c, new=lambda c, k: c), "its own class"),
+    (check_obedience_loss, lambda m, cr, z, c: _obey(m, cr, z, c, new=lambda c, k: torch.randint(0, k, c.shape)),
+     "new labels equal the old ones"),
+    (check_obedience_loss, lambda m, cr, z, c: _obey(m, cr, z, c, new=lambda c, k: (c + 1) % k), "the same few"),
+    (check_obedience_loss, lambda m, cr, z, c: _obey(m, cr, z, c, freeze=False), "critic's weights get a gradient"),
+    (check_obedience_loss, lambda m, cr, z, c: _obey(m, cr, z, c, squash=False), "logits"),
+    (check_obedience_loss, lambda m, cr, z, c: _obey(m, cr, z, c, target_new=False), "*old* classes"),
+    (check_obedience_loss, lambda m, cr, z, c: _obey(m, cr, z.detach(), c).detach(), "no gradient flows"),
+    (check_obedience_loss, lambda m, cr, z, c: F.cross_entropy(cr(z.new_zeros(len(z), 1, 28, 28)), c),
+     "never calls model.decode"),
     (check_slerp, lambda a, b, s: torch.stack([(1 - t) * a + t * b for t in torch.linspace(0, 1, s)]),
      "straight line"),
     (check_slerp, lambda a, b, s: torch.stack([(1 - t) * a + t * b for t in torch.linspace(0.1, 1, s)]), "start at z0"),
     (check_slerp, lambda a, b, s: F.normalize(_slerp(a, b, s), dim=-1), "lengths"),
     (check_prompt_rule, lambda t: "shirt" in t.lower(), "T-shirt"),
     (check_prompt_rule, lambda t: re.search(r"shirts?", _strip_t(t.lower())) is not None, "whole words"),
-    (check_prompt_rule, lambda t: re.search(r"\bshirts?\b", _strip_t(t)) is not None, "lower-case"),
+    (check_prompt_rule, lambda t: re.search(r"\bshirts?\b", _strip_t(t)) is not None, "normalise the case"),
     (check_similarity_matrix, lambda t, i: t @ i.T, "normalise every row"),
     (check_similarity_matrix, lambda t, i: F.normalize(i, dim=-1) @ F.normalize(t, dim=-1).T, "rows should be texts"),
     (check_similarity_matrix, lambda t, i: F.normalize(t, dim=0) @ F.normalize(i, dim=0).T, "wrong dimension"),
@@ -245,8 +321,6 @@ WRONG = [
     (check_contrastive_ranking, lambda b, t, r, s: _contrastive(b, t, r, s, log=False), "probabilities"),
     (check_contrastive_ranking, lambda b, t, r, s: _contrastive(b, t, r, 1.0), "scale"),
     (check_contrastive_ranking, lambda b, t, r, s: _contrastive(b, t, r, s, dim=0), "over the bank"),
-    (check_midpoint_norms, lambda a, b: _midpoints(a, b)[::-1], "opposite order"),
-    (check_midpoint_norms, lambda a, b: (float(a.norm()), float(b.norm())), "end point"),
     (check_clip_score, lambda i, t: (i * t).sum(-1).mean(), "unnormalised"),
     (check_clip_score, lambda i, t: (F.normalize(i, dim=-1) @ F.normalize(t, dim=-1).T).mean(), "whole similarity"),
     (check_frechet_distance, lambda m1, s1, m2, s2: float(((m1 - m2) ** 2).sum()), "only have the mean term"),
@@ -342,7 +416,8 @@ def test_unfinished_stub_passes_through_and_crashes_are_explained():
 
     with pytest.raises(NotImplementedError, match="Exercise 2: Write the KL term"):
         check_kl(stub)
-    with pytest.raises(ExerciseError, match=r"raised IndexError.*Hint: run it on the small example"):
+    with pytest.raises(ExerciseError, match=r"raised IndexError.*called it with a float32 tensor of shape \[2, 3\], "
+                                             r"a float32 tensor of shape \[2, 3\]\)\. Hint: call your function yourself"):
         check_kl(lambda mu, lv: mu[99])
     with pytest.raises(ExerciseError, match=r"without calling it"):
         check_kl(torch.tensor(1.0))
@@ -387,6 +462,33 @@ def test_check_guided_result_wants_the_same_run_with_one_view(data_root, capsys)
         with pytest.raises(ExerciseError, match=says):
             check_guided_result(result, with_aug if says != "n_augment=4" else optimise_latent(
                 pixels, tiny, "a handwritten seven", z0, n_augment=1, **run), pixels)
+
+
+def test_latent_knn_check_wants_the_measurement_of_a_trained_model_with_the_asked_beta(data_root, capsys):
+    """check_latent_knn recomputes the k-NN accuracy: a constant, another model's number, the wrong beta or an
+    untrained model do not pass."""
+    import cvaelib
+    from cvaelib.viz import latent
+
+    data = cvaelib.subset(cvaelib.load_dataset("fashion-mnist", data_root, "train"), 1200, seed=0)
+    test = cvaelib.subset(cvaelib.load_dataset("fashion-mnist", data_root, "test"), 300, seed=0)
+    x, y = test.float_images(), test.labels
+    strong = cvaelib.ConditionalVAE(image_shape=data.shape, num_classes=10, latent_dim=8, beta=4.0, prior="standard")
+    cvaelib.fit(strong, data, epochs=1, progress=False)
+    knn = latent.knn_accuracy(latent.latents(strong, x, y), y)
+    check_latent_knn(knn, strong, x, y, beta=4.0)
+    assert capsys.readouterr().out.startswith("correct: check_latent_knn:")
+    for value, model, says in [(0.5 if abs(knn - 0.5) > 0.01 else 0.6, strong, "give"), (knn * 100, strong, "fraction"),
+                               ("high", strong, "should be a number")]:
+        with pytest.raises(ExerciseError, match=says):
+            check_latent_knn(value, model, x, y, beta=4.0)
+    with pytest.raises(ExerciseError, match="beta = 1; the exercise asks for beta = 4"):
+        check_latent_knn(knn, cvaelib.ConditionalVAE(latent_dim=8, beta=1.0, prior="standard"), x, y, beta=4.0)
+    untrained = cvaelib.ConditionalVAE(latent_dim=8, beta=4.0, prior="standard").eval()
+    with pytest.raises(ExerciseError, match="no better than an untrained one"):
+        check_latent_knn(latent.knn_accuracy(latent.latents(untrained, x, y), y), untrained, x, y, beta=4.0)
+    with pytest.raises(ExerciseError, match="not a class-conditional one"):
+        check_latent_knn(knn, cvaelib.ConvVAE(latent_dim=8, beta=4.0), x, y, beta=4.0)
 
 
 # --- the marker convention ----------------------------------------------------------------------------------------
@@ -655,12 +757,12 @@ def test_predict_first_questions_hint_without_giving_the_answer(monkeypatch, cap
         _core.register_questions({"99.kl": Question({"a": "x"}, "a", "", "")})
 
 
-LESSON_QUESTIONS = sorted(q for q in QUESTIONS if q.split(".")[0] in ("06", "07", "09"))
+LESSON_QUESTIONS = sorted(q for q in QUESTIONS if q.split(".")[0] in ("01", "02", "03", "04", "06", "07", "09"))
 
 
 @pytest.mark.parametrize("qid", LESSON_QUESTIONS)
 def test_lesson_predictions_accept_only_their_answer_and_hint_without_it(qid, capsys):
-    """Lessons 06, 07 and 09 show each registered question's choices and ask it with check_prediction; every wrong
+    """Lessons 01-04, 06, 07 and 09 show each registered question's choices and ask it with check_prediction; every wrong
     choice gets the hint, never the right choice's text."""
     from cvaelib.teach import check_prediction
 

@@ -36,8 +36,21 @@ def _require_callable(check: str, fn: Any, name: str) -> None:
                     f"pass the function itself, without calling it: {check}({name})")
 
 
+def _describe(value: Any) -> str:
+    """What the check passed, as a student can rebuild it: ``float32 [4, 1, 6, 6]``, ``3``, ``a Generator``."""
+    if isinstance(value, Tensor):
+        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {list(value.shape)}"
+    if isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
 def _call(check: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call the student's function; keep NotImplementedError (an unfinished stub), explain anything else."""
+    """Call the student's function; keep NotImplementedError (an unfinished stub), explain anything else.
+
+    A crash is reported with the error and the inputs the check passed (dtype and shape of each tensor), so the
+    student can rebuild such inputs in a new cell and read the whole traceback there.
+    """
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
@@ -45,9 +58,12 @@ def _call(check: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
     except ExerciseError:
         raise
     except Exception as exc:  # the student's code failed: say where it failed, not a deep traceback
-        raise _fail(check, f"your function raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
-                    "run it on the small example in the cell above and read the error; check shapes "
-                    "(print(x.shape)) and dtypes.") from exc
+        given = ", ".join([_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()])
+        raise _fail(check, f"your function raised {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
+                           f"(the check called it with {given}).",
+                    "call your function yourself in a new cell on inputs like these (e.g. torch.randn of those "
+                    "shapes) and read the full traceback; print the shape and dtype of each intermediate "
+                    "result.") from exc
 
 
 def _require_tensor(check: str, out: Any, shape: Sequence[int] | None = None, what: str = "result") -> Tensor:
