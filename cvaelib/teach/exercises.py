@@ -13,6 +13,7 @@ block's indentation, so a student who runs the notebook stops exactly at the fir
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +190,8 @@ def write_pair(nb: Any, py_path: str | Path) -> tuple[Path, Path]:
     py_path = Path(py_path)
     py_path.parent.mkdir(parents=True, exist_ok=True)
     nb = _clean(nb)
+    for i, cell in enumerate(nb.cells):  # stable cell ids: regenerating an unchanged notebook changes no file
+        cell["id"] = hashlib.sha1(f"{py_path.stem}:{i}".encode()).hexdigest()[:8]
     nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
     jupytext.write(nb, py_path, fmt="py:percent")
     ipynb = py_path.with_suffix(".ipynb")
