@@ -129,6 +129,11 @@ class GenerativeModel(nn.Module):
         """Length of a condition vector (attributes, CLIP embeddings); 0 for other kinds."""
         return int(self.config.get("condition_dim", 0) or 0) if self.condition in ("attributes", "clip") else 0
 
+    @property
+    def cond_dim(self) -> int:
+        """Earlier name of :attr:`condition_dim` (kept for code written before the rename)."""
+        return self.condition_dim
+
     # --- the contract -------------------------------------------------------------------------------------------
     def encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         raise NotImplementedError
