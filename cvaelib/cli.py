@@ -147,6 +147,9 @@ def _train(**options: Any) -> int:
 
     out = Path(options.pop("out"))
     metrics = train_run(options.pop("model"), options.pop("dataset"), out, **options)
+    if metrics.get("unchanged"):
+        print(f"{out} already finished this run ({metrics['epochs']} epochs); its checkpoint is left as it is")
+        return 0
     if is_main_process():
         budget = metrics.get("budget") or {}
         split = ", ".join(f"{k} {v:.0f} s" for k, v in budget.items() if k != "max_seconds")
