@@ -53,7 +53,7 @@ def build(name: str) -> ResidualVAE:
     cfg = dict(CONFIGS[name])
     layers = cfg.pop("perceptual_layers", None)
     torch.manual_seed(0)
-    model = ResidualVAE(image_shape=(3, 64, 64), latent_dim=128, injection="down3", cond_dim=512,
+    model = ResidualVAE(image_shape=(3, 64, 64), latent_dim=128, injection="down3", condition_dim=512,
                         perceptual_weights=None, **cfg)  # random VGG: same cost as ImageNet weights, no download
     if cfg["perceptual"] > 0 and layers == "deep":
         from cvaelib.perceptual import VGGPerceptualLoss

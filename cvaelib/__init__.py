@@ -7,13 +7,21 @@ Notebooks import what they teach from here::
 Nothing heavy (CLIP, matplotlib, scikit-learn's t-SNE, browsers) is imported at ``import cvaelib`` time.
 """
 
+import sys as _sys
+
 from .checkpoint import load_model, save_checkpoint
 from .data import ImageData, TensorBatches, class_names, load_dataset, subset, train_val_split
+from .device import pick_device, seed_everything
 from .errors import CheckpointError, DataError, KitError, PromptError
 from .generate import generate_images, reconstruct_images, resolve_label
 from .models import ConditionalVAE, ConvAutoencoder, ConvVAE, MLPVAE, build_model
-from .train import History, evaluate, fit, pick_device, seed_everything
+from .train import History, evaluate, fit
 from .viz import plot_history, plot_reconstructions, save_grid, show_grid, show_samples
+
+# ``cvaelib.evaluate`` is the function above (mean loss terms of a model on data).  The checkpoint evaluation lives in
+# ``cvaelib.evaluation``; registering the function under the module name keeps ``import cvaelib.evaluate`` from
+# replacing the attribute with a module (it used to be both, and whichever was imported last won).
+_sys.modules[__name__ + ".evaluate"] = evaluate  # type: ignore[assignment]
 
 __version__ = "0.1.0"
 

@@ -60,7 +60,7 @@ class SmallCNN(nn.Module):
 def train_classifier(train: ImageData, epochs: int = 3, seed: int = 0, device: str | torch.device = "cpu",
                      batch_size: int = 128) -> SmallCNN:
     """Train :class:`SmallCNN` on ``train`` with light shift augmentation (so it judges shapes, not pixels)."""
-    from .train import cpu_has_fast_bf16
+    from .device import cpu_has_fast_bf16
 
     torch.manual_seed(seed)
     device = torch.device(device)

@@ -23,9 +23,8 @@ https://arxiv.org/abs/2006.15704.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -34,9 +33,10 @@ from torch import Tensor, nn
 from .data import ImageData, TensorBatches
 from .errors import KitError
 
+if TYPE_CHECKING:
+    from .models.base import GenerativeModel
+
 ENV_VARS = ("RANK", "WORLD_SIZE")
-#: buffers that do not change during training and need no per-step broadcast (CLIP retrieval bank, gap centres)
-STATIC_BUFFERS = ("bank", "bank_count", "image_center", "text_center", "gap_is_set")
 
 
 def launched() -> bool:
@@ -130,15 +130,15 @@ class _LossModule(nn.Module):
         return self.model.loss(x, c)
 
 
-def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
+def wrap(model: "GenerativeModel", ctx: DistContext, device: torch.device) -> nn.Module:
     """A DDP module whose call returns ``model.loss(x, c)`` (parameters are shared with ``model``)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
     wrapper = _LossModule(model)
-    # DDP re-sends every buffer from rank 0 before each step (batch-norm statistics need that); a retrieval bank
-    # (megabytes, filled only after training) does not, so it stays out of that traffic.
-    static = [f"model.{name}" for name, _ in model.named_buffers() if name.split(".")[-1] in STATIC_BUFFERS]
+    # DDP re-sends every buffer from rank 0 before each step (batch-norm statistics need that); what a model declares
+    # static (a retrieval bank: megabytes, filled only after training) does not need it: it stays out of that traffic.
+    static = [f"model.{name}" for name, _ in model.named_buffers() if name.split(".")[-1] in model.static_buffers]
     if static and hasattr(DDP, "_set_params_and_buffers_to_ignore_for_model"):
         DDP._set_params_and_buffers_to_ignore_for_model(wrapper, static)
     return DDP(wrapper, device_ids=ids, output_device=device.index if ids else None)
@@ -161,24 +161,12 @@ class ShardedBatches(TensorBatches):
             raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
         self.rank, self.world_size = rank, world_size
 
-    def _per_rank(self) -> int:
+    def _count(self) -> int:
         return len(self.data) // self.world_size
 
-    def __len__(self) -> int:
-        n = self._per_rank()
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n_all = len(self.data)
-        order = torch.randperm(n_all, generator=self.generator) if self.shuffle else torch.arange(n_all)
-        order = order[: self._per_rank() * self.world_size][self.rank::self.world_size]
-        order = order.to(self.data.images.device)
-        self.epoch += 1
-        n = len(order)
-        stop = n - n % self.batch_size if self.drop_last else n
-        for start in range(0, stop, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            yield self.data.images[idx].float().div_(255.0), self.data.labels[idx]
+    def _order(self) -> Tensor:
+        order = super()._order()  # the same permutation on every rank (same seed)
+        return order[: self._count() * self.world_size][self.rank::self.world_size]
 
 
 def distributed_loader(dataset: torch.utils.data.Dataset, batch_size: int, shuffle: bool = True, seed: int = 0,

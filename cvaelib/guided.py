@@ -214,142 +214,109 @@ def optimise_latent(decoder_fn: Callable[..., Tensor], clip_encoder, prompt: str
 
 # ------------------------------------------------------------------------------------------- kit model adapters
 @torch.no_grad()
-def _class_scores(model, clip_encoder, prompt: str | Tensor, z: Tensor, num_classes: int) -> Tensor:
-    """CLIP similarity of ``decode(z_i, k)`` to the prompt for every latent and class ``[n, num_classes]``."""
+def _class_scores(model, clip_encoder, prompt: str | Tensor, z: Tensor | None, n: int) -> Tensor:
+    """CLIP similarity of each class's decoded images to the prompt ``[n, num_classes]``: from the shared codes
+    ``z``, or - for a model whose samples come from a prior fitted per class - from that class's own codes."""
     text = text_features(clip_encoder, prompt)
+    device = next(model.parameters()).device
     sims = []
-    fitted = bool(getattr(model, "uses_fitted_prior", False))
-    for k in range(num_classes):
-        c = torch.full((len(z),), k, dtype=torch.long, device=z.device)
-        # the class's own codes when its prior is fitted (a fixed seed per class keeps the scores comparable)
-        zk = model.prior_z(c, torch.Generator(device=z.device).manual_seed(k)) if fitted else z
-        feats = image_features(clip_encoder, torch.sigmoid(model.decode(zk, c)))
+    for k in range(model.num_classes):
+        c = torch.full((n,), k, dtype=torch.long, device=device)
+        # a fixed seed per class keeps the scores comparable
+        zk = model.sample_latent(n, c, torch.Generator(device=device).manual_seed(k)) if model.uses_fitted_prior else z
+        feats = image_features(clip_encoder, model.decode_images(zk, c))
         sims.append(feats @ text.to(feats.device))
     return torch.stack(sims, 1).cpu()
 
 
-def guide_model(model, clip_encoder, prompt: str | list[tuple[str, float]], n: int = 8, steps: int = 100, lr: float | None = None,
-                n_augment: int = 8, prior_weight: float | None = None, label: int | None = None,
-                condition: Tensor | None = None, optimise_condition: bool = False, start: str = "sample",
-                n_frames: int = 8, seed: int = 0, temperature: float = 1.0,
-                z_init: Tensor | None = None, negatives: list[str] | None = None,
-                prior_fn: Callable[[Tensor], Tensor] | None = None, tau: float = DEFAULT_TAU,
-                loss_fn: Callable[..., Tensor] | None = None) -> GuidedResult:
-    """CLIP-guided optimisation set up for a kit model.
+def guide_model(model, clip_encoder, prompt: str | list[tuple[str, float]], n: int = 8, steps: int = 100,
+                lr: float | None = None, n_augment: int = 8, prior_weight: float | None = None,
+                label: int | None = None, condition: Tensor | None = None, optimise_condition: bool = False,
+                start: str = "sample", n_frames: int = 8, seed: int = 0, z_init: Tensor | None = None,
+                negatives: list[str] | None = None, prior_fn: Callable[[Tensor], Tensor] | None = None,
+                tau: float = DEFAULT_TAU, loss_fn: Callable[..., Tensor] | None = None) -> GuidedResult:
+    """CLIP-guided optimisation set up for any kit model, by its condition kind and its latent hooks.
 
-    * ``vae`` / ``vae-mlp`` (unconditional): optimise z ~ N(0, I);
-    * ``cvae``: z, with class ``label``; without a label the class CLIP scores highest over the starting latents
-      is chosen first (``result.condition`` holds it);
-    * ``clip-cvae``: z with ``condition`` (a CLIP embedding, e.g. a bridged text anchor; required), optionally
-      optimised (kept unit length);
-    * ``vqvae``: the continuous code grid, snapped to the codebook with straight-through gradients; it starts from
-      a prior sample (of class ``label`` when the prior is class-conditional) or, with ``start="random"``, from
-      random codes.
+    * unconditional: optimise the latent from a sample of the model's prior (``sample_latent``);
+    * class-conditional: the latent, with class ``label``; without a label the class CLIP scores highest is chosen
+      first (``result.condition`` holds it) - unless the decoder ignores the class and the start is random (a VQ-VAE
+      whose class lives in its prior only);
+    * conditioned on vectors (CLIP embeddings, attributes): the latent with ``condition`` (required: one vector
+      ``[D]`` for all images or one per image ``[n, D]``), optionally optimised too (CLIP vectors kept unit length).
 
-    ``lr`` and ``prior_weight`` default to values that work for each kind (0.05 / 0.1 for Gaussian latents,
-    0.1 / 0.02 for code grids).  ``z_init`` replaces the random start (e.g. the z of a plain sample to refine);
-    ``condition`` may hold one CLIP embedding ``[D]`` for all images or one per image ``[n, D]``.  ``negatives``
-    (other prompts) make the objective contrastive (see :func:`optimise_latent`) and also guide the class choice;
-    ``prompt`` may be weighted prompts ``[(text, weight), ...]``; ``tau`` and ``loss_fn`` go to :func:`optimise_latent`.
+    The latent starts from the model's sampling prior (``start="sample"``: a fitted mixture, a VQ-VAE's code prior)
+    or from ``random_latent`` (``start="random"``), or at ``z_init``.  The prior term is the model's
+    ``latent_penalty`` (N(0, I)'s negative log-density, a fitted prior's, a VQ grid's distance to its codebook)
+    unless ``prior_fn`` is given; ``lr`` and ``prior_weight`` default to the model's ``guidance_lr`` and
+    ``guidance_prior_weight``.  ``negatives`` (other prompts) make the objective contrastive (see
+    :func:`optimise_latent`) and also guide the class choice; ``prompt`` may be weighted prompts
+    ``[(text, weight), ...]``; ``tau`` and ``loss_fn`` go to :func:`optimise_latent`.
     """
     if n < 1:
         raise KitError(f"n must be a positive number of images, got {n}")
+    if start not in ("sample", "random"):
+        raise KitError(f"start must be 'sample' or 'random', got {start!r}")
     device = next(model.parameters()).device
     model.eval()
     g = torch.Generator().manual_seed(seed)
-    name = getattr(model, "name", "")
-    cond: Tensor | None = None
-    if name == "vqvae":
-        if model.condition == "label" and label is None and start == "sample":
-            raise KitError("this VQ-VAE's prior is class-conditional: pass label=K (or start='random')")
-        if start == "sample":
-            c = torch.full((n,), int(label), dtype=torch.long, device=device) if model.condition else None
-            codes = model.sample_codes(n, c, generator=g, temperature=temperature)
-        elif start == "random":
-            codes = torch.randint(0, model.quantizer.num_codes, (n, *model.grid), generator=g).to(device)
-        else:
-            raise KitError(f"start must be 'sample' or 'random', got {start!r}")
-        z0 = model.quantizer.lookup(codes).float()
-        book = model.quantizer.codebook.detach().float()
-
+    kind = model.condition
+    lr = model.guidance_lr if lr is None else lr
+    prior_weight = model.guidance_prior_weight if prior_weight is None else prior_weight
+    z0: Tensor | None = None
+    if z_init is not None:
+        want = (n, *model.random_latent(1, torch.Generator().manual_seed(0)).shape[1:])
+        if tuple(z_init.shape) != want:
+            raise KitError(f"z_init must have shape {list(want)}, got {list(z_init.shape)}")
+        z0 = z_init.float().to(device)
+    elif start == "random" or not model.uses_fitted_prior:
+        z0 = model.random_latent(n, g)
+    c: Tensor | None = None  # the fixed condition of a label model
+    cond: Tensor | None = None  # the (optimisable) vector condition
+    if kind == "label":
+        if label is None and (model.reconstruction_needs_condition or start == "sample"):
+            # choose the class CLIP scores highest over all starting latents. A *soft* class (a softmax mix of class
+            # embeddings) was tried first: mixes decode to blobs between classes that please CLIP a little for every
+            # prompt and that the judge calls "8"; a discrete choice then z-optimisation does not.
+            if isinstance(prompt, (list, tuple)):  # weighted prompts: the weighted sum of similarities
+                scores = sum(w * _class_scores(model, clip_encoder, t, z0, n)
+                             for t, w in check_weighted_prompts(prompt))
+            else:
+                scores = _class_scores(model, clip_encoder, prompt, z0, n)
+            if negatives:  # how much more like the prompt than like the negatives
+                scores = scores - torch.stack([_class_scores(model, clip_encoder, t, z0, n)
+                                               for t in negatives]).max(0).values
+            label = int(scores.mean(0).argmax())
+        if label is not None:
+            if not 0 <= int(label) < model.num_classes:
+                raise KitError(f"label must be a class id in 0..{model.num_classes - 1}, got {label}")
+            c = torch.full((n,), int(label), dtype=torch.long, device=device)
+    elif kind is not None:
+        if condition is None:
+            raise KitError(f"{model.name} needs a starting condition: pass condition=<a vector [D]> (e.g. "
+                           f"cvaelib.conditioning.bridge.text_anchor(model, encoder, prompt))")
+        cond = condition.float().to(device)
+        cond = cond.reshape(1, -1).expand(n, -1) if cond.dim() == 1 or cond.shape[0] == 1 else cond
+        if cond.shape[0] != n:
+            raise KitError(f"condition must be one vector [D] or one per image [{n}, D], got {list(condition.shape)}")
+    if z0 is None:
+        z0 = model.sample_latent(n, c if cond is None else cond, g)
+    if cond is None:
         def decoder_fn(z):
-            return torch.sigmoid(model.decode(model.quantize(z)))
-
-        def code_prior(z):  # squared distance to the nearest code, per element: stay on the codebook
-            flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-            return torch.cdist(flat, book).min(1).values.pow(2).mean()
-
-        prior_fn = prior_fn or code_prior
-
-        lr = 0.1 if lr is None else lr
-        prior_weight = 0.02 if prior_weight is None else prior_weight
+            return model.decode_images(z, c)
     else:
-        z0 = torch.randn(n, model.latent_dim, generator=g).to(device)
-        if z_init is not None:
-            if tuple(z_init.shape) != (n, model.latent_dim):
-                raise KitError(f"z_init must have shape [{n}, {model.latent_dim}], got {list(z_init.shape)}")
-            z0 = z_init.float().to(device)
-        lr = 0.05 if lr is None else lr
-        prior_weight = 0.1 if prior_weight is None else prior_weight
-        if name == "cvae":
-            k = int(model.config["num_classes"])
-            if label is not None and not (0 <= int(label) < k):
-                raise KitError(f"label must be a class id in 0..{k - 1}, got {label}")
-            if label is None:
-                # choose the class CLIP scores highest over all starting latents. A *soft* class (a softmax mix of
-                # class embeddings) was tried first: mixes decode to blobs between classes that please CLIP a little
-                # for every prompt and that the judge calls "8"; a discrete choice then z-optimisation does not.
-                if isinstance(prompt, (list, tuple)):  # weighted prompts: the weighted sum of similarities
-                    scores = sum(w * _class_scores(model, clip_encoder, t, z0, k)
-                                 for t, w in check_weighted_prompts(prompt))
-                else:
-                    scores = _class_scores(model, clip_encoder, prompt, z0, k)
-                if negatives:  # how much more like the prompt than like the negatives
-                    scores = scores - torch.stack([_class_scores(model, clip_encoder, t, z0, k)
-                                                   for t in negatives]).max(0).values
-                label = int(scores.mean(0).argmax())
-            fixed = torch.full((n,), int(label), dtype=torch.long, device=device)
-            cond = None
-            chosen = int(label)
-            if getattr(model, "uses_fitted_prior", False):
-                # this CVAE samples z from a per-class mixture fitted to its training codes: start there, and let
-                # the prior term be that mixture's negative log-density per latent dimension instead of N(0, I)'s
-                if z_init is None:
-                    z0 = model.prior_z(fixed, g).to(device)
+        unit = kind == "clip"  # CLIP embeddings live on the unit sphere; attribute vectors do not
 
-                def fitted_prior(z):
-                    return -model.prior_log_prob(z, fixed).mean() / model.latent_dim
+        def decoder_fn(z, v):
+            return model.decode_images(z, F.normalize(v, dim=-1) if unit else v)
 
-                prior_fn = prior_fn or fitted_prior
-
-            def decoder_fn(z):
-                return torch.sigmoid(model.decode(z, fixed))
-        elif getattr(model, "condition", None) == "vector":
-            if condition is None:
-                raise KitError(f"{name} needs a starting condition: pass condition=<CLIP embedding [D]> (e.g. "
-                               f"cvaelib.clip.bridge.text_anchor(model, encoder, prompt))")
-            cond = condition.float().to(device)
-            cond = cond.reshape(1, -1).expand(n, -1) if cond.dim() == 1 or cond.shape[0] == 1 else cond
-            if cond.shape[0] != n:
-                raise KitError(f"condition must be one embedding [D] or one per image [{n}, D], "
-                               f"got {list(condition.shape)}")
-
-            def decoder_fn(z, c):
-                return torch.sigmoid(model.decode(z, F.normalize(c, dim=-1)))
-        elif getattr(model, "condition", None) is None:
-            def decoder_fn(z):
-                return torch.sigmoid(model.decode(z))
-        else:
-            raise KitError(f"guide_model does not know how to condition a {name!r} model; "
-                           f"call optimise_latent with your own decoder_fn")
-    condition_lr = None
+    prior_fn = prior_fn or (lambda z: model.latent_penalty(z, c))
     with torch.enable_grad():
         result = optimise_latent(decoder_fn, clip_encoder, prompt, z0, steps=steps, lr=lr, n_augment=n_augment,
                                  prior_weight=prior_weight, prior_fn=prior_fn, condition=cond,
-                                 optimise_condition=optimise_condition, condition_lr=condition_lr,
-                                 n_frames=n_frames, seed=seed, negatives=negatives, tau=tau, loss_fn=loss_fn)
-    if name == "cvae":
-        result.condition = torch.full((n,), chosen, dtype=torch.long)  # the class the images were drawn with
+                                 optimise_condition=optimise_condition, n_frames=n_frames, seed=seed,
+                                 negatives=negatives, tau=tau, loss_fn=loss_fn)
+    if c is not None:
+        result.condition = c.cpu()  # the class the images were drawn with
     return result
 
 
@@ -372,8 +339,8 @@ def compare_with_sampling(model, encoder, prompts: dict[int, str], judge, n: int
     (mean start, mean end)}``.
     """
     from .classifier import predict
-    from .clip.bridge import text_conditions
     from .clip_generate import generate_from_text
+    from .conditioning.bridge import text_start
 
     per_class: dict[int, tuple[float, float]] = {}
     sims = []
@@ -381,11 +348,8 @@ def compare_with_sampling(model, encoder, prompts: dict[int, str], judge, n: int
         s = seed + int(label)
         sampled = generate_from_text(model, encoder, prompt, n, seed=s, bridge=bridge, k=k, z_noise=z_noise)
         # the same draws generate_from_text makes, so "guided" refines exactly the "sampled" images
-        g = torch.Generator().manual_seed(s)
-        c, rows = text_conditions(model, encoder, prompt, n, bridge=bridge, k=k, generator=g, return_rows=True)
-        z = torch.randn(n, model.latent_dim, generator=g)
-        if rows is not None and z_noise is not None and bool(getattr(model, "bank_z_is_set", False)):
-            z = model.bank_z[rows].cpu() + float(z_noise) * z
+        c, z = text_start(model, encoder, prompt, n, bridge=bridge, k=k, generator=torch.Generator().manual_seed(s),
+                          z_noise=z_noise)
         start = z.clone().to(next(model.parameters()).device)
 
         def stay_near_start(zz, start=start):  # the samples' own latents are in-distribution: stay close

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .conditioning.kinds import check_condition, describe
+from .data.images import as_images
 from .errors import KitError
 
 METHODS = ("lerp", "slerp")
@@ -87,34 +89,32 @@ def _device(model) -> torch.device:
 
 
 def _labels(model, c, n: int) -> Tensor | None:
-    """Class ids as int64 ``[n]`` on the model's device (None for unconditional models)."""
-    if getattr(model, "condition", None) is None:
+    """The conditions of ``n`` items on the model's device: class ids ``[n]`` (one id is repeated), vectors
+    ``[n, D]`` (one vector is repeated), or None for an unconditional model; one-line errors otherwise."""
+    if model.condition is None:
         if c is not None:
             raise KitError(f"this {model.name} model is unconditional: pass no class")
         return None
     if c is None:
-        raise KitError(f"this {model.name} model is class-conditional: pass the class of each image")
-    c = torch.as_tensor(c).long().reshape(-1)
-    if c.numel() == 1:
-        c = c.expand(n)
-    if c.numel() != n:
-        raise KitError(f"got {c.numel()} classes for {n} images; pass one class per image")
-    k = int(getattr(model, "num_classes", model.config.get("num_classes", 0)) or 0)
-    if k and (int(c.min()) < 0 or int(c.max()) >= k):
-        raise KitError(f"class ids must be in 0..{k - 1}, got {c.tolist()}")
+        what = "the class of each image" if model.condition == "label" else "the condition of each image"
+        raise KitError(f"this {model.name} model is {describe(model.condition)}: pass {what}")
+    if model.condition == "label":
+        c = torch.as_tensor(c).long().reshape(-1)
+        c = c.expand(n) if c.numel() == 1 else c
+    else:
+        c = torch.as_tensor(c).float()
+        c = c.reshape(1, -1).expand(n, -1) if c.dim() == 1 else c
+    was = model.training
+    model.eval()  # validate as a user call (class ids in range)
+    try:
+        check_condition(model, c, n)
+    finally:
+        model.train(was)
     return c.to(_device(model))
 
 
 def _images(model, x: Tensor) -> Tensor:
-    x = torch.as_tensor(x)
-    if x.dim() == 3:
-        x = x[None]
-    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(model.image_shape):
-        raise KitError(f"images must be [N, {', '.join(map(str, model.image_shape))}] floats in [0, 1], got "
-                       f"{list(x.shape)}")
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    return x.float().to(_device(model))
+    return as_images(x, model.image_shape).to(_device(model))
 
 
 @torch.no_grad()
@@ -162,7 +162,7 @@ def decode_path(model, z0: Tensor, z1: Tensor, t: Tensor | Sequence[float], meth
     For a CVAE the condition moves with z from class ``c0`` to ``c1`` (both needed; equal for one class).
     """
     zs = blend(torch.as_tensor(z0).float().reshape(-1), torch.as_tensor(z1).float().reshape(-1), t, method)
-    if getattr(model, "condition", None) is None:
+    if model.condition is None:
         if c0 is not None or c1 is not None:
             raise KitError(f"this {model.name} model is unconditional: pass no class")
         return decode(model, zs)
@@ -178,7 +178,7 @@ def interpolate_classes(model, z: Tensor, c0: int, c1: int, steps: int = 8) -> T
     The condition's vector (learned embedding or one-hot) is mixed linearly, ``(1 - t) e(c0) + t e(c1)``: the
     in-between images show what the decoder does with a class it never saw.  Returns ``[steps, C, H, W]``.
     """
-    if getattr(model, "condition", None) != "label":
+    if model.condition != "label":
         raise KitError(f"class interpolation needs a class-conditional model (cvae); this one is {model.name!r}")
     z = torch.as_tensor(z).float().reshape(-1)
     _weights(steps, z)  # validates steps
@@ -187,17 +187,10 @@ def interpolate_classes(model, z: Tensor, c0: int, c1: int, steps: int = 8) -> T
     return _decode_mixed(model, z.to(_device(model)).expand(int(steps), -1), int(c0), int(c1), _weights(steps, z))
 
 
-def _condition_vector(model, c: Tensor) -> Tensor:
-    """The vector the decoder of a :class:`~cvaelib.models.ConditionalVAE` sees for class ids ``c``."""
-    if getattr(model, "condition", None) != "label" or not hasattr(model, "condition_vector"):
-        raise KitError(f"class interpolation needs a class-conditional model (cvae); this one is {model.name!r}")
-    return model.condition_vector(c)
-
-
 @torch.no_grad()
 def _decode_mixed(model, zs: Tensor, c0: int, c1: int, t: Tensor) -> Tensor:
     ids = _labels(model, [c0, c1], 2)
-    e = _condition_vector(model, ids)
+    e = model.condition_vector(ids)
     t = t.to(device=e.device, dtype=e.dtype).view(-1, 1)
     v = (1 - t) * e[0] + t * e[1]
     was = model.training
@@ -242,7 +235,7 @@ def style_transfer(model, x: Tensor, c, targets: Sequence[int] | None = None) ->
     Returns ``[N, len(targets), C, H, W]`` (default targets: all classes): row ``i`` is image ``i``'s handwriting
     (or cut, for clothes) written as each class.
     """
-    if getattr(model, "condition", None) != "label":
+    if model.condition != "label":
         raise KitError(f"style transfer needs a class-conditional model (cvae); this one is {model.name!r}")
     z = encode(model, x, c)
     targets = list(range(model.num_classes)) if targets is None else [int(t) for t in targets]

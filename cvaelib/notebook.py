@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .train import pick_device, seed_everything
+from .device import pick_device, seed_everything
 
 if TYPE_CHECKING:
     from .classifier import SmallCNN

@@ -21,9 +21,10 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+from .conditioning.labels import model_class_names, resolve_label
+from .conditioning.labels import normalise_name as _norm
 from .data.datasets import FASHION_CLASSES, MNIST_CLASSES, check_dataset_name
-from .errors import PromptError
-from .generate import _norm, resolve_label
+from .errors import KitError, PromptError
 
 #: extra words for each Fashion-MNIST class (the class names themselves are always included)
 FASHION_SYNONYMS: dict[int, tuple[str, ...]] = {
@@ -46,10 +47,9 @@ FASHION_SYNONYMS: dict[int, tuple[str, ...]] = {
     9: ("ankle boot", "boot", "bootie", "chelsea boot", "ankle-boot", "short boot", "combat boot"),
 }
 
-_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 #: extra words for each digit (the digit itself, its word and "nought" for 0)
 DIGIT_SYNONYMS: dict[int, tuple[str, ...]] = {
-    k: (str(k), word) + (("nought", "naught") if k == 0 else ()) for k, word in enumerate(_NUMBER_WORDS)}
+    k: (str(k), word) + (("nought", "naught") if k == 0 else ()) for k, word in enumerate(MNIST_CLASSES)}
 
 _PLURAL = r"(?:e?s)?"  # sneakers, dresses, 7s; "pants"/"jeans" are listed as they are
 
@@ -175,16 +175,6 @@ def _known(names: Sequence[str]) -> str:
     return ", ".join(f"{i}={n}" for i, n in enumerate(names))
 
 
-def model_class_names(model) -> list[str]:
-    """Class names stored with a trained model (checkpoint meta, else the dataset's, else ``"0".."K-1"``)."""
-    meta = getattr(model, "checkpoint_meta", None) or {}
-    if meta.get("class_names"):
-        return [str(n) for n in meta["class_names"]]
-    if meta.get("dataset"):
-        return list(_names_of(meta["dataset"]))
-    return [str(i) for i in range(int(model.config.get("num_classes", 0)))]
-
-
 def samples_for_prompt(model, text: str, n: int = 8, seed: int = 0,
                        class_names: Sequence[str] | None = None):
     """``n`` samples per class named in ``text`` from a label-conditioned model.
@@ -197,11 +187,18 @@ def samples_for_prompt(model, text: str, n: int = 8, seed: int = 0,
     """
     import torch
 
-    from .errors import KitError
-    from .generate import generate_images
+    from .conditioning import conditioning_for
 
-    if getattr(model, "condition", None) != "label":
-        raise KitError(f"prompts need a class-conditional model (cvae); this one is {getattr(model, 'name', model)!r}")
+    if model.condition != "label":
+        raise KitError(f"samples_for_prompt draws the classes a prompt names, and this {model.name} model has no "
+                       f"classes: use cvaelib.conditioning.conditioning_for(model).generate(Request(prompt=...))")
+    if n < 1:
+        raise KitError(f"n must be a positive number of images, got {n}")
     names = list(class_names) if class_names is not None else model_class_names(model)
     ids = parse_prompt(text, names)
-    return torch.cat([generate_images(model, n, k, seed=seed) for k in ids]), ids
+    cond = conditioning_for(model)
+    return torch.cat([cond.sample(n, torch.full((n,), k), seed) for k in ids]), ids
+
+
+__all__ = ["DIGIT_SYNONYMS", "FASHION_SYNONYMS", "describe_prompt", "edit_distance", "known_words",
+           "model_class_names", "parse_prompt", "samples_for_prompt", "suggest"]

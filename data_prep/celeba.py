@@ -38,13 +38,17 @@ from pathlib import Path
 
 import numpy as np
 
+
+if __package__ in (None, ""):  # run as a file (python data_prep/celeba.py): the repository root holds the packages
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from cvaelib.data.shards import ShardWriter, images_key
 from cvaelib.errors import DataError
 
-from .common import (RESAMPLE, BadImage, build_split, decode, finish, Formatter, Log, make_pool, Parser, positive_int,
+from data_prep.common import (RESAMPLE, BadImage, build_split, decode, finish, Formatter, Log, make_pool, Parser, positive_int,
                      require_images, run, to_chw)
 
-from cvaelib.models.multilabel_cvae import CELEBA_ATTRIBUTES as ATTRIBUTE_NAMES  # the 40 names, defined once
+from cvaelib.conditioning.attributes import CELEBA_ATTRIBUTES as ATTRIBUTE_NAMES  # the 40 names, defined once
 ALIGNED_SIZE = (178, 218)  # width, height of every img_align_celeba picture
 #: variant -> PIL crop box (left, top, right, bottom) on the aligned image
 CROPS = {"zoom": (25, 45, 153, 173), "wide": (0, 20, 178, 198)}

@@ -34,10 +34,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+
+if __package__ in (None, ""):  # run as a file (python data_prep/coco.py): the repository root holds the packages
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from cvaelib.data.shards import ShardWriter, images_key
 from cvaelib.errors import DataError
 
-from .common import (IMAGE_ERRORS, BadImage, build_split, center_square, decode, finish, Formatter, Log, make_pool,
+from data_prep.common import (IMAGE_ERRORS, BadImage, build_split, center_square, decode, finish, Formatter, Log, make_pool,
                      Parser, positive_int, require_images, run, to_chw)
 
 #: nature / bucolic theme (plurals are added automatically: cow -> cows, pony -> ponies, calf -> calves)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from cvaelib.cliparse import OneLineParser as Parser  # noqa: F401 - the scripts' parser
 from cvaelib.errors import DataError, KitError
 
 #: errors that mean "this one image is bad" (reported and skipped), never "stop the run"
@@ -60,13 +61,6 @@ def center_square(img: Image.Image, size: int) -> Image.Image:
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
     return img.resize((size, size), RESAMPLE, box=(left, top, left + side, top + side))
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one ``error: ...`` line and exit status 2 (like ``python -m cvaelib``)."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"error: {message} (see: python -m {self.prog} --help)\n")
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):

@@ -79,7 +79,7 @@ def test_unconditional_model_generates_without_label(tmp_path):
 @pytest.mark.parametrize("args,expect", [
     (["train", "--model", "gan", "--dataset", "digits", "--out", "{tmp}/o"], "unknown model 'gan'"),
     (["train", "--model", "cvae", "--dataset", "cifar", "--out", "{tmp}/o"], "unknown dataset 'cifar'"),
-    (["train", "--model", "cvae", "--cond", "film", "--dataset", "digits", "--out", "{tmp}/o"], "unknown --cond"),
+    (["train", "--model", "cvae", "--injection", "film", "--dataset", "digits", "--out", "{tmp}/o"], "unknown injection"),
     (["train", "--model", "cvae", "--dataset", "mnist", "--data-root", "{tmp}/missing", "--out", "{tmp}/o"],
      "python -m cvaelib fetch mnist"),
     (["train", "--model", "cvae", "--dataset", "digits", "--epochs", "-3", "--out", "{tmp}/o"], "--epochs must be"),

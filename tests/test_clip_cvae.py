@@ -17,14 +17,14 @@ import torch.nn.functional as F
 
 from cvaelib.checkpoint import load_model
 from cvaelib.classifier import get_classifier, predict
-from cvaelib.clip.bridge import retrieve, text_anchor, text_conditions
+from cvaelib.conditioning.bridge import retrieve, text_anchor, text_conditions
 from cvaelib.clip.tiny import TINY_FILE, save_tiny_clip
 from cvaelib.clip_generate import (generate_from_images, generate_from_text, interpolate, load_clip_cvae,
                                    manipulate, prompt_accuracy, reconstruct, train_clip_cvae)
 from cvaelib.data import load_dataset, subset
 from cvaelib.errors import KitError
 from cvaelib.models import build_model
-from cvaelib.models.clip_cvae import INJECT_POINTS, ClipConditionalVAE, perturb_condition
+from cvaelib.models.clip_cvae import INJECTIONS, ClipConditionalVAE, perturb_condition
 from tiny_models import tiny_clip
 
 
@@ -43,9 +43,9 @@ def judge(data_root):
     return get_classifier("mnist", data_root)
 
 
-@pytest.mark.parametrize("inject", INJECT_POINTS)
-def test_contract_and_injection_points(inject):
-    model = build_model({"model": "clip-cvae", "inject": inject, "cond_dim": 32, "bank_size": 50})
+@pytest.mark.parametrize("injection", INJECTIONS)
+def test_contract_and_injection_points(injection):
+    model = build_model({"model": "clip-cvae", "injection": injection, "condition_dim": 32, "bank_size": 50})
     x = torch.rand(6, 1, 28, 28)
     c = F.normalize(torch.randn(6, 32), dim=-1)
     model.train()
@@ -60,8 +60,8 @@ def test_contract_and_injection_points(inject):
         model.sample(6, torch.randn(6, 64))
     with pytest.raises(KitError, match="needs a condition"):
         model.sample(6)
-    with pytest.raises(KitError, match="unknown inject"):
-        ClipConditionalVAE(inject="middle")
+    with pytest.raises(KitError, match="unknown injection"):
+        ClipConditionalVAE(injection="middle")
     with pytest.raises(KitError, match="empty embedding bank"):
         model.bank_embeddings()
 

@@ -13,7 +13,7 @@ from cvaelib import ConditionalVAE, fit, load_dataset, subset
 from cvaelib.checkpoint import load_checkpoint
 from cvaelib.errors import KitError
 from cvaelib.models.blocks import ConvEncoder, MLPDecoder
-from cvaelib.train import autocast_dtype, cpu_has_fast_bf16
+from cvaelib.device import autocast_dtype, cpu_has_fast_bf16
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import torch
 from cvaelib.checkpoint import load_model, save_checkpoint
 from cvaelib.data import load_dataset, subset
 from cvaelib.errors import KitError
-from cvaelib.evaluate import evaluate_checkpoint, evaluate_model, format_table
+from cvaelib.conditioning import Conditioning
+from cvaelib.evaluation import evaluate_checkpoint, evaluate_model, format_table
 from cvaelib.models import ConditionalVAE, GenerativeModel, build_model
 from cvaelib.prompts import parse_prompt
 from cvaelib.train import fit
@@ -119,19 +120,15 @@ def test_vqvae_with_class_prior(mnist_small, data_root, tmp_path):
 
 
 class _PromptCVAE(GenerativeModel):
-    """Test double for a text-conditioned CVAE: a prompt's "embedding" is the one-hot vector of the class the kit's
-    prompt parser finds in it, decoded by a real trained label CVAE.  Exercises evaluate's duck-typed prompt path."""
+    """Test double for a CVAE conditioned on vectors: a one-hot vector stands for its class, decoded by a real
+    trained label CVAE."""
 
     name = "prompt-cvae-test"
-    condition = "vector"
+    condition_kind = "vector"
 
     def __init__(self, inner: ConditionalVAE) -> None:
         super().__init__({"image_shape": inner.config["image_shape"], "latent_dim": inner.latent_dim})
         self.inner = inner
-
-    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
-        ids = torch.tensor([parse_prompt(p, "mnist")[0] for p in prompts])
-        return torch.nn.functional.one_hot(ids, 10).float()
 
     def encode(self, x, c=None):
         return self.inner.encode(x, c.argmax(1))
@@ -143,9 +140,31 @@ class _PromptCVAE(GenerativeModel):
         return self.inner.sample(n, c.argmax(1), generator=generator)
 
 
-def test_vector_model_prompt_accuracy_via_duck_typing(results, trained, data_root):
+class _OneHotPrompts(Conditioning):
+    """Test double for a conditioning that reads text: a prompt's condition is the one-hot vector of the class the
+    kit's prompt parser finds in it, a test image's condition the one-hot vector of its label.  Exercises evaluate's
+    path for a new condition kind, plugged in through the conditioning layer."""
+
+    kind = "vector"
+
+    def __init__(self, model, reads: bool = True) -> None:
+        super().__init__(model)
+        self.reads = reads
+
+    def reads_text(self) -> bool:
+        return self.reads
+
+    def test_conditions(self, data):
+        return torch.nn.functional.one_hot(data.labels, 10).float() if self.reads else None
+
+    def prompt_images(self, prompt, n, seed=0):
+        k = parse_prompt(prompt, "mnist")[0]
+        return self.sample(n, torch.nn.functional.one_hot(torch.full((n,), k), 10).float(), seed)
+
+
+def test_vector_model_prompt_accuracy_via_the_conditioning_layer(results, trained, data_root):
     model = _PromptCVAE(load_model(trained["cvae"])).eval()
-    r = evaluate_model(model, "mnist", data_root, n=N, inception=False)
+    r = evaluate_model(model, "mnist", data_root, n=N, inception=False, conditioning=_OneHotPrompts(model))
     assert r["condition"] == "vector"
     assert "a handwritten seven" in r["prompts"]["seven"]  # the kit's example prompts, several per class
     assert set(r["prompt_acc_per_class"]) == set(r["prompts"])
@@ -156,9 +175,9 @@ def test_vector_model_prompt_accuracy_via_duck_typing(results, trained, data_roo
     assert "clip_score" not in r and any("CLIP score skipped" in note for note in r["notes"])
     assert "prompt accuracy (mean)" in format_table(r)
 
-    # a vector model that offers no prompt encoder is reported, not crashed
-    model.encode_prompts = None
-    bare = evaluate_model(model, "mnist", data_root, n=50, inception=False)
+    # a conditioning that can neither read text nor tell a test image's condition is reported, not crashed
+    bare = evaluate_model(model, "mnist", data_root, n=50, inception=False,
+                          conditioning=_OneHotPrompts(model, reads=False))
     assert "recon_ssim" not in bare and "prompt_acc_mean" not in bare
     assert any("reconstruction skipped" in note for note in bare["notes"])
 
@@ -173,7 +192,7 @@ def test_clip_cvae_checkpoint_prompt_metrics(data_root, tmp_path):
     train_clip_cvae("mnist", tmp_path, data_root, epochs=2, max_seconds=None, limit=3000, lr=3e-3, batch_size=64,
                     progress=False)
     r = evaluate_checkpoint(tmp_path, data_root, n=120, inception=False)
-    assert r["model"] == "clip-cvae" and r["condition"] == "vector"
+    assert r["model"] == "clip-cvae" and r["condition"] == "clip"
     assert 0.0 < r["recon_ssim"] <= 1.0  # each test image conditioned on its own CLIP image embedding
     assert set(r["prompt_acc_per_class"]) == set(load_dataset("digits").class_names)
     # 84 steps teach a little reconstruction, not yet the text bridge (accuracy ~chance; notebook 05 trains properly)

@@ -173,7 +173,7 @@ def test_style_transfer_keeps_the_style_and_changes_the_digit(mnist):
 
 
 def test_bad_images_are_clear_errors(mnist):
-    with pytest.raises(KitError, match=r"images must be \[N, 1, 28, 28\]"):
+    with pytest.raises(KitError, match=r"this model needs \[N, 1, 28, 28\]"):
         encode(mnist["vae"], torch.zeros(2, 3, 32, 32))
     with pytest.raises(KitError, match="codes must be"):
         decode(mnist["vae"], torch.zeros(2, 5))

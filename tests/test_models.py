@@ -12,7 +12,7 @@ from cvaelib import (ConditionalVAE, ConvAutoencoder, ConvVAE, MLPVAE, build_mod
                      reconstruct_images, subset, train_val_split)
 from cvaelib.checkpoint import load_checkpoint, save_checkpoint
 from cvaelib.errors import CheckpointError, KitError
-from cvaelib.models import COND_MODES
+from cvaelib.models.cvae import INJECTIONS
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +23,10 @@ def mnist_small(data_root):
 
 
 ALL = [lambda s: ConvAutoencoder(s), lambda s: MLPVAE(s), lambda s: ConvVAE(s)] + [
-    (lambda cond: (lambda s: ConditionalVAE(s, cond=cond)))(c) for c in COND_MODES]
+    (lambda inj: (lambda s: ConditionalVAE(s, injection=inj)))(c) for c in INJECTIONS]
 
 
-@pytest.mark.parametrize("make", ALL, ids=["ae", "vae-mlp", "vae"] + [f"cvae-{c}" for c in COND_MODES])
+@pytest.mark.parametrize("make", ALL, ids=["ae", "vae-mlp", "vae"] + [f"cvae-{c}" for c in INJECTIONS])
 def test_contract_shapes_and_ranges(make):
     model = make((1, 28, 28))
     x = torch.rand(5, 1, 28, 28)
@@ -79,13 +79,13 @@ def test_kl_and_recon_terms_are_reported_per_image(mnist_small):
 
 def test_checkpoint_roundtrip_rebuilds_model_from_config(tmp_path, mnist_small):
     train, test = mnist_small
-    model = ConditionalVAE(train.shape, cond="onehot")
+    model = ConditionalVAE(train.shape, injection="onehot")
     fit(model, train, epochs=1, progress=False, checkpoint=tmp_path / "run")
     loaded = load_model(tmp_path / "run")
     x, y = test.float_images()[:16], test.labels[:16]
     assert torch.allclose(loaded.reconstruct(x, y), model.reconstruct(x, y), atol=1e-6)
     payload = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    assert payload["epoch"] == 1 and payload["config"]["cond"] == "onehot"
+    assert payload["epoch"] == 1 and payload["config"]["injection"] == "onehot"
     assert not list((tmp_path / "run").glob(".tmp-*"))  # no leftovers from the atomic write
 
 
@@ -145,5 +145,5 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, mnist_small):
     bad.images = bad.images.float()
     bad.images[:] = float("nan")
     with pytest.raises(KitError, match="loss became nan.*last good checkpoint is kept"):
-        fit(model, bad, epochs=3, progress=False, checkpoint=tmp_path / "run", resume=True)
+        fit(model, bad, epochs=3, progress=False, checkpoint=tmp_path / "run")
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == good

@@ -1,6 +1,6 @@
 """Quality bars of the default class-conditional VAE, judged by an independently trained classifier and SSIM.
 
-The fast test trains the default CVAE (the CLI's ``MODEL_DEFAULTS["cvae"]``) on a real MNIST subset for a fixed
+The fast test trains the default CVAE (the model class's own defaults, as ``train --model cvae``) on a real MNIST subset for a fixed
 number of epochs (~20 s on 2 cores).  The slow tests are the full-budget acceptance bars; they run only with
 ``CVAELIB_SLOW=1`` (about 3 minutes on 2 free cores):
 
@@ -18,7 +18,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from cvaelib.classifier import get_classifier, predict
-from cvaelib.cli import MODEL_DEFAULTS, train_run
+from cvaelib.cli import train_run
 from cvaelib.checkpoint import load_model
 from cvaelib.data import load_dataset, subset
 from cvaelib.models import build_model
@@ -46,11 +46,11 @@ def class_accuracy(model, classifier, per_class: int = 100, seed: int = 1) -> tu
 def test_default_cvae_quality_on_an_mnist_subset(data_root):
     train = subset(load_dataset("mnist", data_root, "train"), 12_000, seed=0)
     test = load_dataset("mnist", data_root, "test").take(slice(0, 500))
-    config = {"model": "cvae", "image_shape": list(train.shape), "num_classes": 10, **MODEL_DEFAULTS["cvae"]}
+    config = {"model": "cvae", "image_shape": list(train.shape), "num_classes": 10}
     torch.manual_seed(0)
     model = build_model(config)
     fit(model, train, epochs=6, progress=False, device="cpu")
-    assert bool(model.prior_is_fitted) == (config.get("prior") == "fitted")  # fit() fitted the sampling prior
+    assert bool(model.prior_is_fitted) == (model.config["prior"] == "fitted")  # fit() fitted the sampling prior
     ssim = mean_ssim(model, test.float_images(), test.labels)
     acc, per_class = class_accuracy(model, get_classifier("mnist", data_root))
     assert ssim >= 0.70, ssim

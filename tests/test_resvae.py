@@ -15,7 +15,8 @@ import torch
 from cvaelib import fit, load_model
 from cvaelib.checkpoint import save_checkpoint
 from cvaelib.cli import main as cli_main
-from cvaelib.conditions import parse_prepared, with_clip_condition
+from cvaelib.conditioning import with_clip_condition
+from cvaelib.data.prepared import parse_prepared
 from cvaelib.data import ImageData
 from cvaelib.data.shards import load_prepared
 from cvaelib.errors import DataError, KitError
@@ -42,9 +43,9 @@ def faces(celeba_prepared) -> ImageData:
     return load_prepared(celeba_prepared, "train", size=32)
 
 
-def _model(injection: str, cond_dim: int = 12, **kw) -> ResidualVAE:
+def _model(injection: str, condition_dim: int = 12, **kw) -> ResidualVAE:
     torch.manual_seed(0)
-    return ResidualVAE(**SMALL, injection=injection, cond_dim=cond_dim, **kw)
+    return ResidualVAE(**SMALL, injection=injection, condition_dim=condition_dim, **kw)
 
 
 @pytest.mark.parametrize("injection", INJECTIONS)
@@ -52,7 +53,7 @@ def test_every_injection_trains_a_step_and_generates(injection, faces, tmp_path)
     conditional = injection != "none"
     data = ImageData(faces.images, torch.randn(len(faces), 12), [], "celeba")
     model = _model(injection)
-    assert model.condition == ("vector" if conditional else None)
+    assert model.condition == ("clip" if conditional else None)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     history = fit(model, data, epochs=1, batch_size=8, progress=False, checkpoint=tmp_path / "run")
     assert history.images == 32 and all(torch.isfinite(torch.tensor(v)) for v in history.train[0].values())
@@ -106,7 +107,7 @@ def test_additive_decoder_reads_the_condition_as_a_shift_of_z(faces, tmp_path):
     fit(add, data, epochs=1, batch_size=8, progress=False, checkpoint=tmp_path / "add")
     loaded = load_model(tmp_path / "add")
     assert loaded.decoder_condition == "add" and loaded.config == add.config
-    with pytest.raises(ValueError, match="decoder_condition"):
+    with pytest.raises(KitError, match="decoder_condition"):
         ResidualVAE(**SMALL, decoder_condition="film")
 
 
@@ -117,16 +118,16 @@ def test_condition_mistakes_are_one_line_kit_errors():
         _model("down3").sample(2)
     with pytest.raises(KitError, match=r"\[N, 12\]"):
         _model("down3").sample(2, torch.randn(2, 40))
-    with pytest.raises(ValueError, match="injection"):
+    with pytest.raises(KitError, match="injection"):
         ResidualVAE(**SMALL, injection="middle")
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(KitError, match="power of two"):
         ResidualVAE(image_shape=(3, 28, 28))
 
 
 def test_attribute_cvae_toggles_named_attributes(faces):
     torch.manual_seed(0)
     model = AttributeCVAE(**SMALL).eval()
-    assert model.config["cond_dim"] == 40 and model.attribute_names == CELEBA_ATTRIBUTES
+    assert model.config["condition_dim"] == 40 and model.attribute_names == CELEBA_ATTRIBUTES
     assert faces.labels.shape == (len(faces), 40) and faces.labels.dtype == torch.float32
     c = model.attributes_to_condition(["Smiling", "eyeglasses"])
     assert c.shape == (1, 40) and c.sum() == 2 and c[0, 31] == 1 and c[0, 15] == 1
@@ -143,7 +144,7 @@ def test_attribute_cvae_toggles_named_attributes(faces):
         model.attribute_index("Eyeglases")
     rebuilt = build_model(model.config)
     assert isinstance(rebuilt, AttributeCVAE) and rebuilt.attribute_names == CELEBA_ATTRIBUTES
-    with pytest.raises(ValueError, match="injection"):
+    with pytest.raises(KitError, match="injection"):
         AttributeCVAE(**SMALL, injection="none")
 
 
@@ -213,7 +214,7 @@ def test_cli_trains_clip_conditioned_resvae_with_a_local_clip(celeba_prepared, t
             "--clip", str(clip_file), "--injection", "down4", "--out", str(out)]
     assert cli_main(args) == 0, capsys.readouterr().err
     model = load_model(out, expect="resvae")
-    assert model.config["cond_dim"] == 32 and model.config["injection"] == "down4"  # the tiny CLIP's width
+    assert model.config["condition_dim"] == 32 and model.config["injection"] == "down4"  # the tiny CLIP's width
     assert (out / "clip_cache").is_dir()
     # unconditional variant needs no CLIP at all
     assert cli_main(args[:-4] + ["--injection", "none", "--clip", "no-such-clip", "--out", str(tmp_path / "u")]) == 0
@@ -225,7 +226,7 @@ def test_cli_rejects_mismatched_model_and_data(celeba_prepared, tmp_path, capsys
     assert cli_main(base + ["--model", "resvae", "--dataset", "digits"]) == 2
     assert "celeba:DIR" in capsys.readouterr().err
     assert cli_main(base + ["--model", "cvae", "--dataset", f"celeba:{celeba_prepared}"]) == 2
-    assert "resvae or attr-cvae" in capsys.readouterr().err
+    assert "attr-cvae takes attributes" in capsys.readouterr().err
     assert cli_main(base + ["--model", "resvae", "--dataset", f"celeba:{celeba_prepared}", "--injection", "mid"]) == 2
     assert "none, input, down3, down4, latent" in capsys.readouterr().err
     assert cli_main(base + ["--model", "attr-cvae", "--dataset", f"imagenet:{tmp_path}"]) == 2
@@ -242,8 +243,9 @@ def test_with_clip_condition_keeps_attributes(faces):
             return torch.nn.functional.normalize(images.float().flatten(1)[:, :16], dim=1)
 
     data = with_clip_condition(faces, FakeEncoder())
-    assert data.labels.shape == (len(faces), 16) and torch.equal(data.meta["attributes"], faces.labels)
-    assert data.meta["attribute_names"] == CELEBA_ATTRIBUTES and data.meta["clip_model"] == "fake"
+    assert data.conditions.shape == (len(faces), 16) and torch.equal(data.labels, faces.labels)  # labels stay
+    assert data.class_names == CELEBA_ATTRIBUTES and data.meta["clip_model"] == "fake"
+    assert data.take(torch.arange(3)).conditions.shape == (3, 16)
 
 
 def test_clip_generation_modes_work_with_the_residual_vae(faces):
@@ -264,7 +266,7 @@ def test_clip_generation_modes_work_with_the_residual_vae(faces):
 
     enc = FakeClip()
     data = with_clip_condition(faces, enc)
-    model = _model("down3", cond_noise=0.1, bank_size=16)
+    model = _model("down3", condition_noise=0.1, bank_size=16)
     fit(model, data, epochs=1, batch_size=8, progress=False)
     assert int(model.bank_count) == 16 and model.bank_embeddings().shape == (16, 12)
     x = faces.images[:3]
@@ -302,4 +304,4 @@ def test_cli_trains_resvae_on_the_prepared_coco_sample(data_root, tmp_path, caps
     assert model.config["clip"] == str(tmp_path / "clip.pt") and int(model.bank_count) > 0
     assert cli_main(["train", "--model", "attr-cvae", "--dataset", f"coco:{tmp_path / 'coco'}", "--image-size", "32",
                      "--epochs", "1", "--out", str(tmp_path / "attr")]) == 2
-    assert "needs CelebA attributes" in capsys.readouterr().err
+    assert "needs attribute vectors" in capsys.readouterr().err

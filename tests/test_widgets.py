@@ -79,7 +79,7 @@ def test_prompt_png_draws_one_row_per_class(fashion):
     assert img.size[0] > img.size[1] > 50  # 4 wide, 2 rows, titled
     with pytest.raises(PromptError, match="known classes"):
         prompt_png(fashion["cvae"], "a blue car")
-    with pytest.raises(KitError, match="class-conditional"):
+    with pytest.raises(KitError, match=r"--prompt does not apply to this vae model \(unconditional\)"):
         prompt_png(fashion["vae"], "sneakers")
 
 

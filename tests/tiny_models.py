@@ -32,7 +32,7 @@ SETTINGS = {
     # a strong KL weight and more dimensions than 4 epochs of MNIST need: some dimensions reliably switch off
     # (at z 8 and beta 1 all eight stay in use)
     "vae-beta4": {"model": "vae", "latent_dim": 16, "width": 16, "hidden": 128, "beta": 4.0},
-    "cvae": {"model": "cvae", "latent_dim": 8, "width": 16, "hidden": 128, "num_classes": 10, "cond": "concat",
+    "cvae": {"model": "cvae", "latent_dim": 8, "width": 16, "hidden": 128, "num_classes": 10, "injection": "concat",
              "embed_dim": 16, "decoder": "conv", "beta": 1.0, "prior": "standard"},
 }
 #: the TinyCLIP of every CLIP test and of lessons 05 and 08 (SMOKE runs load it from the cache): the kit's standard

@@ -11,7 +11,8 @@ Importing this package imports neither ``clip`` nor ``open_clip``; they load whe
 from .cache import cached_image_embeddings
 from .encoder import (CLIP_MEAN, CLIP_STD, ClipEncoder, OpenAIClipEncoder, OpenClipEncoder, resize_and_crop,
                       trimmed_length)
-from .load import OPENAI_TO_OPEN_CLIP, file_fingerprint, import_clip_module, load_clip, load_open_clip
+from .load import OPENAI_TO_OPEN_CLIP, file_fingerprint, load_clip, load_open_clip
+from .packages import import_clip_module
 from .text import CONTEXT_LENGTH, split_sentences, tokenize
 
 __all__ = [

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.datasets import MNIST_CLASSES
 from ..errors import KitError
 
 # --------------------------------------------------------------------------------------------------- class names
-DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+DIGIT_WORDS = MNIST_CLASSES  # the digits' class names are their words
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,15 @@ def example_prompts(dataset: str) -> dict[int, list[str]]:
             8: ["a handbag", "a bag"], 9: ["an ankle boot", "boots"]}
 
 
+def prompt_table(dataset: str, class_names: list[str]) -> dict[int, list[str]]:
+    """Prompts naming each class: :func:`example_prompts` for a captioned dataset, else one ``"a photo of a NAME"``
+    per class (``"T-shirt/top"`` becomes ``"t-shirt"``).  What prompt accuracy is measured on."""
+    key = {"digits": "mnist"}.get(dataset, dataset)
+    if key in SYNONYMS and len(SYNONYMS[key]) == len(class_names):
+        return {int(k): list(v) for k, v in example_prompts(key).items()}
+    return {k: [f"a photo of a {name.split('/')[0].lower()}"] for k, name in enumerate(class_names)}
+
+
 # ----------------------------------------------------------------------------------------------------- descriptors
 def _tertiles(values: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Per-class tertile (0, 1, 2) of ``values``: "thick" means thick *for a seven*."""
@@ -259,5 +269,4 @@ def image_descriptors(dataset: str, images: torch.Tensor, labels: torch.Tensor) 
 
 __all__ = ["CLASS_ADJECTIVES", "DESCRIPTORS", "DIGIT_WORDS", "HELDOUT_TEMPLATES", "Noun", "SYNONYMS",
            "TRAIN_TEMPLATES", "caption", "check_captioned", "class_prompts", "example_prompts", "image_descriptors",
-           "noun_phrase",
-           "templates"]
+           "noun_phrase", "prompt_table", "templates"]

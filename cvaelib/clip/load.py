@@ -24,8 +24,6 @@ import hashlib
 import importlib
 import os
 import socket
-import sys
-import types
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -34,9 +32,8 @@ import torch
 
 from ..errors import CheckpointError, KitError
 from .encoder import CLIP_MEAN, CLIP_STD, ClipEncoder, OpenAIClipEncoder, OpenClipEncoder
+from .packages import import_clip_module, import_open_clip
 
-CLIP_INSTALL_HINT = ("pip install git+https://github.com/openai/CLIP.git (Colab) or pip install openai-clip; "
-                     "or pip install open_clip_torch")
 
 #: OpenAI model name -> (open_clip architecture, pretrained tag) used when OpenAI's own download fails.
 OPENAI_TO_OPEN_CLIP: dict[str, tuple[str, str]] = {
@@ -53,77 +50,6 @@ OPENAI_TO_OPEN_CLIP: dict[str, tuple[str, str]] = {
 
 #: Seconds a single download connection may stall before we give up on that source.
 NETWORK_TIMEOUT_S = 30.0
-
-
-# ---------------------------------------------------------------------- the `clip` module
-def _drop_modules(prefix: str) -> None:
-    """Forget ``prefix`` and its submodules, so a failed, half-done import can be retried cleanly."""
-    for key in [k for k in sys.modules if k == prefix or k.startswith(prefix + ".")]:
-        del sys.modules[key]
-
-
-def _packaging_module() -> types.ModuleType:
-    """``packaging`` with ``packaging.version`` loaded (pip vendors a copy if the package itself is missing)."""
-    for name in ("packaging", "pip._vendor.packaging"):
-        try:
-            mod = importlib.import_module(name)
-            importlib.import_module(name + ".version")
-            return mod
-        except ImportError:
-            continue
-    raise KitError("importing `clip` needs the `packaging` package: pip install packaging")
-
-
-def import_clip_module() -> types.ModuleType:
-    """Import OpenAI's ``clip`` package, working around the ``pkg_resources`` removal of setuptools >= 81.
-
-    Raises :class:`KitError` with install hints when ``clip`` is not installed, is another PyPI package that happens
-    to be called ``clip``, or cannot be imported.
-    """
-    try:
-        module = importlib.import_module("clip")
-    except ModuleNotFoundError as exc:
-        if exc.name != "pkg_resources":
-            _drop_modules("clip")
-            raise KitError(f"OpenAI's CLIP is not installed ({exc}); {CLIP_INSTALL_HINT}") from None
-        module = _import_clip_with_packaging_shim()
-    except Exception as exc:  # noqa: BLE001 - any import-time crash of a third-party package
-        _drop_modules("clip")
-        raise KitError(f"`import clip` failed ({type(exc).__name__}: {exc}); "
-                       f"reinstall it: {CLIP_INSTALL_HINT}") from None
-    if not (hasattr(module, "load") and hasattr(module, "tokenize")):
-        raise KitError("the installed `clip` package is not OpenAI's CLIP; "
-                       f"pip uninstall clip, then {CLIP_INSTALL_HINT}")
-    return module
-
-
-def _import_clip_with_packaging_shim() -> types.ModuleType:
-    # `clip/clip.py` only does `from pkg_resources import packaging` and later calls `packaging.version.parse`,
-    # so a stand-in `pkg_resources` exposing `packaging` is enough.  It is removed again right after the import,
-    # so no other library is fooled into thinking setuptools' pkg_resources exists.
-    _drop_modules("clip")  # the failed attempt left `clip` half-imported
-    had, previous = "pkg_resources" in sys.modules, sys.modules.get("pkg_resources")
-    shim = types.ModuleType("pkg_resources")
-    shim.packaging = _packaging_module()  # type: ignore[attr-defined]
-    sys.modules["pkg_resources"] = shim
-    try:
-        return importlib.import_module("clip")
-    except Exception as exc:  # noqa: BLE001
-        _drop_modules("clip")
-        raise KitError(f"`import clip` failed even with a pkg_resources stand-in ({type(exc).__name__}: {exc}); "
-                       f"{CLIP_INSTALL_HINT}") from None
-    finally:
-        if had:
-            sys.modules["pkg_resources"] = previous  # type: ignore[assignment]
-        else:
-            sys.modules.pop("pkg_resources", None)
-
-
-def _import_open_clip() -> types.ModuleType:
-    try:
-        return importlib.import_module("open_clip")
-    except Exception as exc:  # noqa: BLE001
-        raise KitError(f"open_clip is not available ({exc}); pip install open_clip_torch") from None
 
 
 # ---------------------------------------------------------------------- files
@@ -179,7 +105,7 @@ def _build_openai_model(state_dict: dict[str, torch.Tensor], device: torch.devic
         clip = import_clip_module()
         build, kind = clip.model.build_model, "clip"
     except KitError:
-        build, kind = _import_open_clip().model.build_model_from_openai_state_dict, "open_clip"
+        build, kind = import_open_clip().model.build_model_from_openai_state_dict, "open_clip"
     try:
         model = build(state_dict).to(device)
         if device.type == "cpu":
@@ -197,7 +123,7 @@ def _encoder_from_file(path: str, device: torch.device, name: str | None = None)
     fingerprint = file_fingerprint(path)
     if kind == "clip":
         return OpenAIClipEncoder(model, name, device, weights_id=fingerprint)
-    open_clip = _import_open_clip()
+    open_clip = import_open_clip()
     # OpenAI's preprocessing (open_clip sets it only when it downloads the weights itself)
     model.visual.preprocess_cfg = {"size": model.visual.image_size, "mode": "RGB", "mean": CLIP_MEAN, "std": CLIP_STD,
                                    "interpolation": "bicubic", "resize_mode": "shortest"}
@@ -263,7 +189,7 @@ def _load_with_clip(name: str, device: torch.device, download_root: str | None) 
 def load_open_clip(arch: str, pretrained: str | None, device: torch.device | str,
                    cache_dir: str | None = None, name: str | None = None) -> OpenClipEncoder:
     """An open_clip model wrapped as a :class:`ClipEncoder` (``pretrained``: a tag such as ``"openai"`` or a file)."""
-    open_clip = _import_open_clip()
+    open_clip = import_open_clip()
     device = torch.device(device)
     quick_gelu = False
     if pretrained and not os.path.isfile(pretrained):
@@ -303,7 +229,7 @@ def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None,
     ``device``: default CUDA when present, else CPU.  Raises one :class:`KitError` naming the options when no source
     works (e.g. offline with no cached weights).
     """
-    from ..train import pick_device
+    from ..device import pick_device
 
     if not isinstance(name, (str, os.PathLike)):
         raise KitError(f"load_clip name must be a str, got {type(name).__name__}")

@@ -31,7 +31,7 @@ SHAPES: dict[str, dict[str, Any]] = {
 
 def random_clip_model(shape: str = "tiny", seed: int = 0) -> torch.nn.Module:
     """A ``clip.model.CLIP`` of the given shape (``"tiny"``, ``"small"``, ``"base"`` = ViT-B/32) with random weights."""
-    from .load import import_clip_module
+    from .packages import import_clip_module
 
     if shape not in SHAPES:
         raise KitError(f"unknown CLIP shape {shape!r}; use one of {sorted(SHAPES)}")

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import KitError
+from .packages import import_clip_module
 
 CONTEXT_LENGTH = 77
 SOT = "<|startoftext|>"
@@ -66,8 +67,6 @@ def _clip_simple_tokenizer() -> types.ModuleType:
     vocabulary file beside it).  Once ``clip`` itself is imported, its own submodule is used.
     """
     if "clip" in sys.modules:
-        from .load import import_clip_module
-
         import_clip_module()
         from clip import simple_tokenizer  # type: ignore[import-not-found]
 

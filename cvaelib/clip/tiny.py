@@ -248,7 +248,7 @@ def train_tiny_clip(dataset: str = "mnist", root: str | os.PathLike | None = Non
         a :class:`TinyClipEncoder` in eval mode; ``encoder.meta`` holds steps, seconds and settings.
     """
     from ..data import load_dataset
-    from ..train import cpu_has_fast_bf16, pick_device
+    from ..device import cpu_has_fast_bf16, pick_device
 
     cap.check_captioned(dataset)
     if seconds <= 0:
@@ -333,7 +333,7 @@ def load_tiny_clip(path: str | os.PathLike, device: str | torch.device | None = 
     """Load a TinyCLIP checkpoint (a file, or a run folder holding ``tinyclip.pt``) as a :class:`ClipEncoder`."""
     from ..checkpoint import load_checkpoint
     from ..errors import CheckpointError
-    from ..train import pick_device
+    from ..device import pick_device
 
     p = Path(path)
     if p.is_dir():

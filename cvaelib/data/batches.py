@@ -17,7 +17,8 @@ from .datasets import ImageData
 
 
 class TensorBatches:
-    """Iterate ``(x, y)`` batches: x float32 in [0, 1] ``[B, C, H, W]``, y int64 ``[B]``.
+    """Iterate ``(x, c)`` batches: x float32 in [0, 1] ``[B, C, H, W]``, c the items' ``conditions`` (class ids
+    ``[B]``, or vectors ``[B, D]``).
 
     Args:
         data: the split, held as uint8.
@@ -40,8 +41,17 @@ class TensorBatches:
         self.epoch = 0
 
     def __len__(self) -> int:
-        n = len(self.data)
+        n = self._count()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _count(self) -> int:
+        """How many items one pass yields."""
+        return len(self.data)
+
+    def _order(self) -> torch.Tensor:
+        """The items of one pass, in order (a fresh seeded permutation when shuffling)."""
+        n = len(self.data)
+        return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
 
     def state_dict(self) -> dict:
         """Shuffling state, saved in checkpoints so a resumed run sees the same batch order."""
@@ -52,11 +62,10 @@ class TensorBatches:
         self.epoch = int(state["epoch"])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.data)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.data.images.device)
+        order = self._order().to(self.data.images.device)
         self.epoch += 1
+        n = len(order)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield self.data.images[idx].float().div_(255.0), self.data.labels[idx]
+            yield self.data.images[idx].float().div_(255.0), self.data.conditions[idx]

@@ -35,9 +35,14 @@ class ImageData:
 
     Attributes:
         images: uint8 tensor ``[N, C, H, W]`` (0 = black, 255 = white).
-        labels: int64 tensor ``[N]``.
-        class_names: human-readable name of each label id.
+        labels: what the dataset says about each item: class ids int64 ``[N]`` (MNIST), attribute vectors float
+            ``[N, 40]`` (CelebA), or an index into ``meta["captions"]`` (COCO).
+        class_names: human-readable name of each label id (CelebA: of each attribute).
         name: the registry name of the dataset (``"mnist"``, ...).
+        meta: anything else (file names, captions, the prepared folder, ...).
+        conditions: what a model trained on this data is conditioned on, one row per item: the ``labels``
+            themselves unless something else was put there (CLIP image embeddings, by
+            :func:`cvaelib.conditioning.with_clip_condition`).
     """
 
     images: torch.Tensor
@@ -45,6 +50,11 @@ class ImageData:
     class_names: list[str]
     name: str = ""
     meta: dict = field(default_factory=dict)
+    conditions: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.conditions is None:
+            self.conditions = self.labels
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -59,18 +69,42 @@ class ImageData:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def has_own_conditions(self) -> bool:
+        """True when ``conditions`` are not simply the ``labels`` (e.g. CLIP embeddings)."""
+        return self.conditions is not self.labels
+
+    def fingerprint(self, samples: int = 256) -> dict:
+        """What identifies this data cheaply: name, size, image shape and a hash of ``samples`` evenly spaced items
+        (images and labels).  Checkpoints store it, so a run is never resumed on other data (e.g. a SMOKE subset)."""
+        n = len(self)
+        idx = torch.unique(torch.linspace(0, max(n - 1, 0), min(n, samples)).round().long()) if n else []
+        digest = hashlib.blake2b(digest_size=8)
+        for t in (self.images, self.labels):
+            part = t[idx].detach().cpu().contiguous() if n else t
+            digest.update(str(part.dtype).encode() + part.numpy().tobytes())
+        return {"name": self.name, "size": n, "shape": list(self.shape), "hash": digest.hexdigest()}
+
     def float_images(self) -> torch.Tensor:
         """All images as float32 in [0, 1]."""
         return self.images.float().div_(255.0)
 
+    def with_conditions(self, conditions: torch.Tensor, **meta) -> "ImageData":
+        """The same items conditioned on ``conditions`` (one row per item); ``meta`` entries are added."""
+        if len(conditions) != len(self):
+            raise DataError(f"{len(conditions)} conditions for {len(self)} images; pass one per image")
+        return ImageData(self.images, self.labels, self.class_names, self.name, {**self.meta, **meta}, conditions)
+
     def take(self, index: torch.Tensor | slice | list[int]) -> "ImageData":
         """A new ImageData holding the selected items (a view where torch allows it)."""
-        return ImageData(self.images[index], self.labels[index], self.class_names, self.name, dict(self.meta))
+        own = self.conditions[index] if self.has_own_conditions else None
+        return ImageData(self.images[index], self.labels[index], self.class_names, self.name, dict(self.meta), own)
 
     def to(self, device: torch.device | str) -> "ImageData":
-        """Move images and labels to ``device`` (keeps uint8: 4x less memory than float)."""
+        """Move images, labels and conditions to ``device`` (keeps uint8: 4x less memory than float)."""
+        own = self.conditions.to(device) if self.has_own_conditions else None
         return ImageData(self.images.to(device), self.labels.to(device), self.class_names, self.name,
-                         dict(self.meta))
+                         dict(self.meta), own)
 
 
 def default_data_root() -> Path:

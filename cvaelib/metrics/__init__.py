@@ -1,5 +1,5 @@
 """Metrics for reconstructions and samples: MSE/PSNR/SSIM, FID (Inception or the kit's classifier), conditional
-accuracy and CLIP score.  :func:`cvaelib.evaluate.evaluate_checkpoint` picks the ones that apply to a model."""
+accuracy and CLIP score.  :func:`cvaelib.evaluation.evaluate_checkpoint` picks the ones that apply to a model."""
 
 from .conditional import balanced_labels, clip_score, conditional_accuracy, sample_per_class
 from .fid import (MIN_FID_SAMPLES, FIDResult, classifier_features, classifier_fid, feature_statistics,

@@ -160,7 +160,7 @@ def load_inception(device: str | torch.device | None = None, allow_download: boo
         KitError: weights are not cached and cannot be downloaded (offline); the message names the file and the
             offline alternative.
     """
-    from ..train import pick_device
+    from ..device import pick_device
 
     device = pick_device(device)
     if str(device) in _INCEPTION:

@@ -16,6 +16,7 @@ class ConvAutoencoder(GenerativeModel):
 
     name = "ae"
     variational = False
+    meaningful_samples = False
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 16, width: int = 32,
                  hidden: int = 256, **extra: Any) -> None:

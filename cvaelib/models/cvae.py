@@ -1,6 +1,6 @@
 """Class-conditional VAE (lesson 03): the class id enters both the encoder and the decoder.
 
-Three ways to feed the condition, chosen by ``cond``:
+Three ways to inject the condition, chosen by ``injection``:
 
 * ``"concat"``  - a learned label embedding is concatenated to the encoder features and to z
   (the Fashion-MNIST article in the kit's sources);
@@ -23,7 +23,7 @@ samples into regions the decoder never saw.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,7 +33,10 @@ from torch import Tensor, nn
 from .base import GenerativeModel
 from .blocks import ConvDecoder, ConvEncoder, MLPDecoder
 
-COND_MODES = ("concat", "additive", "onehot")
+if TYPE_CHECKING:
+    from ..data import ImageData
+
+INJECTIONS = ("concat", "additive", "onehot")
 PRIORS = ("standard", "fitted")
 DECODERS = ("mlp", "conv")
 #: codes per class the fitted prior is estimated from (a random subset beyond that)
@@ -70,7 +73,8 @@ class ConditionalVAE(GenerativeModel):
     with N(0, I) at this beta).
 
     Args:
-        cond: how the label enters encoder and decoder (see the module docstring).
+        latent_dim: size of z (default: 96, or a quarter of the pixels for small images: 16 for 8x8 digits).
+        injection: how the label enters encoder and decoder (see the module docstring).
         embed_dim: size of the learned label embedding (``concat``).
         width: channels of the first encoder convolution (the second has twice as many).
         hidden: units of a fully connected layer after the encoder's convolutions (0 = none).
@@ -81,7 +85,8 @@ class ConditionalVAE(GenerativeModel):
     """
 
     name = "cvae"
-    condition = "label"
+    condition_kind = "label"
+    option_choices = {"injection": INJECTIONS}
     #: Adam learning rate for :func:`cvaelib.train.fit` with ``lr_schedule="cosine"`` (Fashion-MNIST, 10 epochs:
     #: 4e-3 and 6e-3 tie, 8e-3 is worse)
     recommended_lr = 4e-3
@@ -90,11 +95,12 @@ class ConditionalVAE(GenerativeModel):
     recommended_batch_size = 256
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
-                 latent_dim: int = 96, cond: str = "concat", embed_dim: int = 16, width: int = 16,
+                 latent_dim: int | None = None, injection: str = "concat", embed_dim: int = 16, width: int = 16,
                  hidden: int = 0, decoder: str = "mlp", decoder_hidden: int = 1024, decoder_layers: int = 1,
                  beta: float = 0.02, prior: str = "fitted", prior_components: int = 30, **extra: Any) -> None:
-        if cond not in COND_MODES:
-            raise ValueError(f"unknown cond {cond!r}; choose one of {', '.join(COND_MODES)}")
+        self.check_choices({"injection": injection})
+        if latent_dim is None:  # at most a quarter of the pixels (digits, 400 epochs: 99.2 % class-correct samples
+            latent_dim = min(96, image_shape[1] * image_shape[2] // 4)  # with z 16, 96.7 % with 64, 92.8 % with 96)
         if prior not in PRIORS:
             raise ValueError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
         if decoder not in DECODERS:
@@ -102,7 +108,7 @@ class ConditionalVAE(GenerativeModel):
         if prior_components < 1:
             raise ValueError(f"prior_components must be >= 1, got {prior_components}")
         super().__init__({"image_shape": list(image_shape), "num_classes": num_classes, "latent_dim": latent_dim,
-                          "cond": cond, "embed_dim": embed_dim, "width": width, "hidden": hidden,
+                          "injection": injection, "embed_dim": embed_dim, "width": width, "hidden": hidden,
                           "decoder": decoder, "decoder_hidden": decoder_hidden, "decoder_layers": decoder_layers,
                           "beta": beta, "prior": prior, "prior_components": prior_components, **extra})
         # The fitted prior, per class k and component m (buffers, so checkpoints carry them); unused components
@@ -112,17 +118,17 @@ class ConditionalVAE(GenerativeModel):
         self.register_buffer("prior_mean", torch.zeros(k, m, d))
         self.register_buffer("prior_scale_tril", torch.eye(d).repeat(k, m, 1, 1))
         self.register_buffer("prior_is_fitted", torch.zeros((), dtype=torch.bool))
-        self.num_classes, self.cond = num_classes, cond
+        self.injection = injection
         ch, h, w = self.image_shape
-        if cond == "concat":
+        if injection == "concat":
             cdim = embed_dim
             self.enc_embed = self.dec_embed = nn.Embedding(num_classes, embed_dim)
-        elif cond == "onehot":
+        elif injection == "onehot":
             cdim = num_classes
         else:  # additive: one embedding the size of the encoder's output, one the size of z
             cdim = 0
         self.encoder = ConvEncoder(ch, (h, w), width, hidden, extra=cdim)
-        if cond == "additive":
+        if injection == "additive":
             self.enc_embed = nn.Embedding(num_classes, self.encoder.out_features)
             self.dec_embed = nn.Embedding(num_classes, latent_dim)
         self.mu = nn.Linear(self.encoder.out_features, latent_dim)
@@ -134,7 +140,7 @@ class ConditionalVAE(GenerativeModel):
 
     def encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_condition(c, x.shape[0])
-        if self.cond == "additive":
+        if self.injection == "additive":
             h = self.encoder(x, bias=self.enc_embed(c.long()))
         else:
             h = self.encoder(x, extra=self.condition_vector(c).to(x.dtype))
@@ -147,14 +153,14 @@ class ConditionalVAE(GenerativeModel):
     def condition_vector(self, c: Tensor) -> Tensor:
         """The vector the decoder sees for class ids ``c``: the label embedding (``concat``, shared with the encoder;
         ``additive``, the decoder's own) or the one-hot vector (``onehot``, which the encoder sees too)."""
-        if self.cond == "onehot":
+        if self.injection == "onehot":
             return F.one_hot(c.long(), self.num_classes).float()
         return self.dec_embed(c.long())
 
     def decode_vector(self, z: Tensor, v: Tensor) -> Tensor:
         """Logits for codes ``z`` and condition *vectors* ``v``: blends of two classes' vectors morph one class into
         another (:func:`cvaelib.interpolate.interpolate_classes`)."""
-        if self.cond == "additive":
+        if self.injection == "additive":
             return self.decoder(z + v.to(z.dtype))
         return self.decoder(torch.cat([z, v.to(z.dtype)], dim=1))
 
@@ -205,15 +211,23 @@ class ConditionalVAE(GenerativeModel):
         self.prior_is_fitted.fill_(True)
         self.train(was_training)
 
-    def after_fit(self, images: Tensor, labels: Tensor) -> None:
+    def after_fit(self, train: "ImageData", *, max_seconds: float | None = None, progress: bool = False) -> None:
         """Called by :func:`cvaelib.train.fit` when training ends: fit the sampling prior if asked for."""
         if self.config["prior"] == "fitted":
-            self.fit_prior(images, labels)
+            self.fit_prior(train.float_images(), train.conditions)
 
     @property
     def uses_fitted_prior(self) -> bool:
         """True when samples come from the fitted per-class mixture (``prior="fitted"`` and fitted)."""
         return self.config["prior"] == "fitted" and bool(self.prior_is_fitted)
+
+    def sample_latent(self, n: int, c: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Codes for classes ``c`` from the sampling prior (:meth:`prior_z`)."""
+        return self.prior_z(c, generator)
+
+    def latent_penalty(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        """Negative log-density of the sampling prior per latent dimension (what guided optimisation adds)."""
+        return -self.prior_log_prob(z, c).mean() / self.latent_dim
 
     @torch.no_grad()
     def prior_z(self, c: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -239,12 +253,3 @@ class ConditionalVAE(GenerativeModel):
         log_det = torch.diagonal(tril, dim1=-2, dim2=-1).log().sum(-1)
         log_n = -0.5 * w.pow(2).sum(-1) - log_det - 0.5 * self.latent_dim * math.log(2 * math.pi)
         return torch.logsumexp(torch.log_softmax(self.prior_logits[c], dim=1) + log_n, dim=1)
-
-    @torch.no_grad()
-    def sample(self, n: int, c: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` images of classes ``c`` in [0, 1]: z from the fitted per-class mixture, or N(0, I)."""
-        if not self.uses_fitted_prior:
-            return super().sample(n, c, generator)
-        self.check_condition(c, n)
-        c = c.to(self.prior_mean.device).long()
-        return torch.sigmoid(self.decode(self.prior_z(c, generator), c))

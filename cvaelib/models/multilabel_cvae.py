@@ -12,25 +12,15 @@ side with the CLIP-conditioned one and compare only the condition: human-made la
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..conditioning.attributes import CELEBA_ATTRIBUTES, attribute_index
 from ..errors import KitError
-from .resvae import ResidualVAE
-
-#: CelebA's attribute names, in the column order of ``list_attr_celeba.txt``
-CELEBA_ATTRIBUTES = [
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
-    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
-    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
-    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
-    "Wearing_Necklace", "Wearing_Necktie", "Young",
-]
+from .resvae import INJECTIONS, ResidualVAE
 
 
 class AttributeCVAE(ResidualVAE):
@@ -41,31 +31,49 @@ class AttributeCVAE(ResidualVAE):
             ``toggle(c, "Smiling")`` works after ``load_model``.
         injection: where the attributes enter the encoder (see :class:`ResidualVAE`; not ``"none"``).
         other arguments: as :class:`ResidualVAE`.
+
+    The mean attribute vector of the training data is kept (``attribute_mean``): attributes a user does not name
+    take their typical value.
     """
 
     name = "attr-cvae"
+    condition_kind = "attributes"
+    option_choices = {"injection": tuple(i for i in INJECTIONS if i != "none")}  # attributes must enter somewhere
+
+    @classmethod
+    def kind_for(cls, config: dict[str, Any]) -> str | None:
+        return cls.condition_kind
 
     def __init__(self, image_shape: tuple[int, int, int] = (3, 64, 64), latent_dim: int = 128,
-                 attribute_names: Sequence[str] | None = None, injection: str = "down3", **extra: Any) -> None:
+                 attribute_names: Sequence[str] | None = None, injection: str = "down3", width: int = 32,
+                 input_channels: int = 8, beta: float = 1.0, perceptual: float = 0.0,
+                 perceptual_weights: str | None = "imagenet", **stored: Any) -> None:
         names = list(attribute_names) if attribute_names is not None else list(CELEBA_ATTRIBUTES)
-        if injection == "none":
-            raise ValueError("an attribute-conditioned VAE needs the attributes: choose an injection other than none")
-        extra.pop("cond_dim", None)  # always len(attribute_names)
-        extra.update(bank_size=0, cond_noise=0.0, clip=None)  # attributes need no CLIP bridge
-        super().__init__(image_shape=image_shape, latent_dim=latent_dim, injection=injection, cond_dim=len(names),
-                         attribute_names=names, **extra)
+        self.check_choices({"injection": injection})
+        # a checkpoint's config repeats what ResidualVAE stores; attributes need no CLIP bridge
+        for key in ("condition_dim", "bank_size", "condition_noise", "clip"):
+            stored.pop(key, None)
+        super().__init__(image_shape=image_shape, latent_dim=latent_dim, injection=injection,
+                         condition_dim=len(names), width=width, input_channels=input_channels, beta=beta,
+                         perceptual=perceptual, perceptual_weights=perceptual_weights, bank_size=0,
+                         condition_noise=0.0, clip=None, attribute_names=names, **stored)
         self.attribute_names = names
+        self.register_buffer("attribute_mean", torch.full((len(names),), 0.5))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; checkpoints written before the attribute mean was kept load too."""
+        if "attribute_mean" not in state_dict:
+            state_dict = {**state_dict, "attribute_mean": self.attribute_mean.detach().clone()}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def prepare_conditions(self, conditions: Tensor) -> None:
+        """Before training: keep the mean attribute vector (what unnamed attributes default to)."""
+        self.attribute_mean.copy_(conditions.float().mean(0).to(self.attribute_mean.device))
 
     # --- building conditions by name ----------------------------------------------------------------------------
     def attribute_index(self, name: str) -> int:
         """Column of attribute ``name`` (case and spaces/underscores do not matter: "eyeglasses" works)."""
-        key = name.strip().lower().replace(" ", "_")
-        for i, n in enumerate(self.attribute_names):
-            if n.lower() == key:
-                return i
-        close = difflib.get_close_matches(name, self.attribute_names, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(self.attribute_names)}"
-        raise KitError(f"unknown attribute {name!r}; {hint}")
+        return attribute_index(self.attribute_names, name)
 
     def attributes_to_condition(self, on: Iterable[str] | Mapping[str, bool | float] = (),
                                 base: Tensor | None = None, n: int = 1) -> Tensor:

@@ -22,7 +22,10 @@ latent     not at all; only the decoder gets it                                 
 
 In every conditional variant the decoder receives ``[z, c]`` (``decoder_condition="concat"``), or ``z + P c`` with a
 learned projection ``P`` (``"add"``: the additive decoder of the concat-vs-additive comparison in the kit's sources;
-lesson 07).  Sampling draws z ~ N(0, I).
+lesson 07).  Sampling draws z ~ N(0, I).  A CLIP-conditioned
+``ResidualVAE`` keeps a retrieval bank (:class:`~cvaelib.conditioning.bank.RetrievalBank`), so text prompts reach it
+through the same bridges as ``clip-cvae``; :class:`~cvaelib.models.AttributeCVAE` is the same network conditioned on
+attribute vectors.
 
 Loss: the kit's per-image ELBO terms (Bernoulli NLL summed over pixels + ``beta`` * KL summed over latent
 dimensions) plus an optional VGG19 perceptual term (:mod:`cvaelib.perceptual`).  The sources used
@@ -35,14 +38,17 @@ scaled to per-image sums.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from ..losses import bernoulli_nll, gaussian_kl, reparameterize
+from ..conditioning.bank import RetrievalBank
+from ..errors import KitError
 from .base import GenerativeModel
-from .clip_cvae import ClipConditionalVAE, perturb_condition
+
+if TYPE_CHECKING:
+    from ..data import ImageData
 
 INJECTIONS = ("none", "input", "down3", "down4", "latent")
 DECODER_CONDITIONS = ("concat", "add")
@@ -83,120 +89,101 @@ class ResUp(nn.Module):
         return self.act(self.skip(x) + self.main(x))
 
 
-def _levels(image_shape: tuple[int, int, int]) -> int:
+def _levels(image_shape: tuple[int, int, int], name: str = "resvae") -> int:
     _, h, w = image_shape
     if h != w or h < 32 or h & (h - 1):
-        raise ValueError(f"ResidualVAE needs square images whose side is a power of two >= 32, got {h}x{w}")
+        raise KitError(f"{name} needs square images whose side is a power of two >= 32 (prepared data: --dataset "
+                       f"celeba:DIR or coco:DIR), got {h}x{w}")
     return int(math.log2(h)) - 1  # down-blocks until 2x2 is left
 
 
-class ResidualVAE(GenerativeModel):
+class ResidualVAE(RetrievalBank, GenerativeModel):
     """Residual VAE with a configurable condition injection point (see the module docstring).
 
     Args:
         image_shape: ``(C, H, W)`` with ``H == W`` a power of two >= 32 (64 for CelebA/COCO, 128 as an option).
         latent_dim: size of z (128 as in the sources; they suggest 512 for long runs).
         injection: ``"none"``, ``"input"``, ``"down3"``, ``"down4"`` or ``"latent"``.
-        cond_dim: length of the condition vector (512 for CLIP ViT-B/32, 40 for CelebA attributes).
+        condition_dim: length of the condition vector (512 for CLIP ViT-B/32, 40 for CelebA attributes).
         width: channels of the first block; block ``i`` has ``min(width * 2**i, 8 * width)``.
         input_channels: channels the condition becomes at the input (``injection="input"`` only).
         beta: KL weight (per-image sums; see the module docstring for the sources' 0.01).
         perceptual: weight of the VGG19 feature loss (0 = off, 1 = the sources' balance).
         perceptual_weights: ``"imagenet"`` (pretrained VGG19, downloaded once) or ``None`` (random, tests).
-        cond_noise: LAFITE perturbation of (unit-length CLIP) conditions while training, as in ``clip-cvae``
+        condition_noise: LAFITE perturbation of (unit-length CLIP) conditions while training, as in ``clip-cvae``
             (0 = off, the sources' setting); it makes bridged text embeddings and mixtures land on known ground.
         bank_size: how many training conditions ``after_fit`` keeps for the retrieval text bridge
-            (:mod:`cvaelib.clip.bridge`), so :mod:`cvaelib.clip_generate` works with this model as with ``clip-cvae``.
-        clip: name of the CLIP that made the conditions (stored so generation can load the same one).
+            (:mod:`cvaelib.conditioning.bridge`), so :mod:`cvaelib.clip_generate` works with this model as with
+            ``clip-cvae``.
+        clip: name (or file) of the CLIP that made the conditions (stored so generation can load the same one).
         decoder_condition: ``"concat"`` (the decoder reads ``[z, c]``) or ``"add"`` (it reads ``z + P c``).
     """
 
     name = "resvae"
+    condition_kind = "clip"
+    option_choices = {"injection": INJECTIONS, "decoder_condition": DECODER_CONDITIONS}
+    after_fit_phase = "retrieval bank"
 
-    @property
-    def condition(self) -> str | None:  # type: ignore[override]
-        """``"vector"``, or None for the unconditional ``injection="none"`` (``fit`` and the CLI read this)."""
-        return None if self.injection == "none" else "vector"
+    @classmethod
+    def check_image_shape(cls, image_shape: tuple[int, int, int]) -> None:
+        _levels(image_shape, cls.name)
+
+    @classmethod
+    def kind_for(cls, config: dict[str, Any]) -> str | None:
+        """``"clip"`` (the class's kind), or None for the unconditional ``injection="none"``."""
+        return None if config.get("injection") == "none" else cls.condition_kind
 
     def __init__(self, image_shape: tuple[int, int, int] = (3, 64, 64), latent_dim: int = 128,
-                 injection: str = "down3", cond_dim: int = 512, width: int = 32, input_channels: int = 8,
+                 injection: str = "down3", condition_dim: int = 512, width: int = 32, input_channels: int = 8,
                  beta: float = 1.0, perceptual: float = 0.0, perceptual_weights: str | None = "imagenet",
-                 cond_noise: float = 0.0, bank_size: int = 4096, clip: str | None = None,
+                 condition_noise: float = 0.0, bank_size: int = 4096, clip: str | None = "ViT-B/32",
                  decoder_condition: str = "concat", **extra: Any) -> None:
-        if injection not in INJECTIONS:
-            raise ValueError(f"unknown injection {injection!r}; choose one of {', '.join(INJECTIONS)}")
-        if decoder_condition not in DECODER_CONDITIONS:
-            raise ValueError(f"unknown decoder_condition {decoder_condition!r}; choose one of "
-                             f"{', '.join(DECODER_CONDITIONS)}")
+        self.check_choices({"injection": injection, "decoder_condition": decoder_condition})
         super().__init__({"image_shape": list(image_shape), "latent_dim": latent_dim, "injection": injection,
-                          "cond_dim": cond_dim, "width": width, "input_channels": input_channels, "beta": beta,
-                          "perceptual": perceptual, "perceptual_weights": perceptual_weights,
-                          "cond_noise": cond_noise, "bank_size": bank_size, "clip": clip,
+                          "condition_dim": condition_dim, "width": width, "input_channels": input_channels,
+                          "beta": beta, "perceptual": perceptual, "perceptual_weights": perceptual_weights,
+                          "condition_noise": condition_noise, "bank_size": bank_size, "clip": clip,
                           **({"decoder_condition": decoder_condition} if decoder_condition != "concat" else {}),
                           **extra})
         self.injection = injection
-        self.cond_dim = int(cond_dim) if injection != "none" else 0
-        self.cond_noise = float(cond_noise)
+        cdim = self.condition_dim
         ch, h, _ = self.image_shape
-        levels = _levels(self.image_shape)
+        levels = _levels(self.image_shape, self.name)
         if injection in ("down3", "down4") and levels < int(injection[-1]):
-            raise ValueError(f"injection {injection!r} needs at least {injection[-1]} down-blocks; use larger images")
+            raise KitError(f"injection {injection!r} needs at least {injection[-1]} down-blocks; use larger images")
         widths = [min(width * 2**i, 8 * width) for i in range(levels)]
         self._widths = widths
 
         in_ch = ch + (input_channels if injection == "input" else 0)
         self.down = nn.ModuleList(ResDown(cin, cout) for cin, cout in zip([in_ch] + widths[:-1], widths))
         if injection == "input":
-            self.cond_in = nn.Linear(cond_dim, input_channels)
+            self.cond_in = nn.Linear(cdim, input_channels)
         elif injection in ("down3", "down4"):
-            self.cond_in = nn.Linear(cond_dim, widths[int(injection[-1]) - 1])
+            self.cond_in = nn.Linear(cdim, widths[int(injection[-1]) - 1])
         self.mu = nn.Conv2d(widths[-1], latent_dim, 2)
         self.logvar = nn.Conv2d(widths[-1], latent_dim, 2)
 
         # decoder: 1x1 -> image size in levels + 1 up-blocks, mirroring the encoder's widths
         up_widths = [widths[-1]] + widths[::-1] + [max(width // 2, 1)]
         up_widths = up_widths[: levels + 2]
-        self.decoder_condition = decoder_condition if self.cond_dim else "concat"
+        self.decoder_condition = decoder_condition if cdim else "concat"
         if self.decoder_condition == "add":
-            self.cond_to_z = nn.Linear(self.cond_dim, latent_dim)
-        dec_in = latent_dim + (self.cond_dim if self.decoder_condition == "concat" else 0)
+            self.cond_to_z = nn.Linear(cdim, latent_dim)
+        dec_in = latent_dim + (cdim if self.decoder_condition == "concat" else 0)
         self.up = nn.ModuleList(ResUp(cin, cout) for cin, cout in zip([dec_in] + up_widths[1:-1], up_widths[1:]))
         self.out = nn.Conv2d(up_widths[-1], ch, 3, padding=1)
         self._perceptual: list[nn.Module] = []  # a plain list: VGG stays out of state_dict and DDP
-        # Retrieval bank and modality-gap centres: the same buffers (and methods, below) as clip-cvae, so the text
-        # bridges and generation modes of cvaelib.clip_generate accept this model too.
-        dim = max(self.cond_dim, 1)
-        self.register_buffer("bank", torch.zeros(bank_size if self.cond_dim else 0, dim))
-        self.register_buffer("bank_count", torch.zeros((), dtype=torch.long))
-        self.register_buffer("image_center", torch.zeros(dim))
-        self.register_buffer("text_center", torch.zeros(dim))
-        self.register_buffer("gap_is_set", torch.zeros((), dtype=torch.bool))
+        # Retrieval bank and modality-gap centres (an empty bank for attribute or unconditional models)
+        self.init_bank(bank_size if self.condition == "clip" else 0, max(cdim, 1))
 
-    fill_bank = ClipConditionalVAE.fill_bank
-    bank_embeddings = ClipConditionalVAE.bank_embeddings
-    set_gap = ClipConditionalVAE.set_gap
-
-    after_fit_uses_images = False  # fit() then passes images=None (no float copy of the whole split)
-
-    def after_fit(self, images: Tensor | None, conditions: Tensor) -> None:
+    def after_fit(self, train: "ImageData", *, max_seconds: float | None = None, progress: bool = False) -> None:
         """Called by :func:`cvaelib.train.fit` at the end: keep training conditions for the retrieval bridge."""
-        if self.bank.shape[0] and conditions.is_floating_point() and conditions.ndim == 2:
-            self.fill_bank(conditions)
+        if self.bank.shape[0]:
+            self.fill_bank(train.conditions)
 
     # --- the contract -------------------------------------------------------------------------------------------
-    def _check_vector(self, c: Tensor | None, n: int) -> Tensor | None:
-        self.check_condition(c, n)
-        if c is None:
-            return None
-        from ..errors import KitError
-
-        if c.ndim != 2 or c.shape[1] != self.cond_dim:
-            raise KitError(f"{self.name} expects condition vectors [N, {self.cond_dim}], got {list(c.shape)}; "
-                           f"pass CLIP embeddings / attribute vectors of the size the model was built with")
-        return c
-
     def encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        c = self._check_vector(c, x.shape[0])
+        self.check_condition(c, x.shape[0])
         h = x
         if self.injection == "input":
             proj = self.cond_in(c.to(x.dtype))[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
@@ -208,7 +195,7 @@ class ResidualVAE(GenerativeModel):
         return self.mu(h).flatten(1), self.logvar(h).flatten(1)
 
     def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
-        c = self._check_vector(c, z.shape[0])
+        self.check_condition(c, z.shape[0])
         if c is None:
             h = z
         elif self.decoder_condition == "add":
@@ -222,14 +209,7 @@ class ResidualVAE(GenerativeModel):
 
     def loss(self, x: Tensor, c: Tensor | None = None) -> dict[str, Tensor]:
         """``{"loss", "recon", "kl"}`` (+ ``"perceptual"`` when its weight is > 0), per image."""
-        if self.training and self.cond_noise > 0 and c is not None:
-            c = perturb_condition(torch.nn.functional.normalize(c.float(), dim=-1), self.cond_noise)
-        mu, logvar = self.encode(x, c)
-        z = reparameterize(mu, logvar)
-        logits = self.decode(z, c)
-        recon = bernoulli_nll(logits, x)
-        kl = gaussian_kl(mu, logvar)
-        terms = {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
+        terms, logits = self.elbo(x, c)
         weight = float(self.config["perceptual"])
         if weight > 0:
             # per-element mean feature error x pixel values: on the scale of the per-image summed BCE
@@ -250,12 +230,5 @@ class ResidualVAE(GenerativeModel):
             net.to(device)
         return net
 
-    def check_condition(self, c: Tensor | None, n: int | None = None) -> None:
-        from ..errors import KitError
 
-        if self.injection == "none":
-            if c is not None:
-                raise KitError(f"this {self.name} was built with injection='none' (unconditional): call it "
-                               f"without a condition")
-            return
-        super().check_condition(c, n)
+__all__ = ["DECODER_CONDITIONS", "INJECTIONS", "ResDown", "ResUp", "ResidualVAE"]

@@ -25,7 +25,8 @@ checkpoint holds both and ``generate --label K`` works.
 from __future__ import annotations
 
 import math
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +35,9 @@ from ..errors import KitError
 from ..losses import bernoulli_nll
 from .base import GenerativeModel
 from .code_prior import CodePrior, fit_code_prior
+
+if TYPE_CHECKING:
+    from ..data import ImageData
 
 
 class _Residual(nn.Module):
@@ -171,7 +175,20 @@ class VQVAE(GenerativeModel):
     """
 
     name = "vqvae"
+    condition_kind = "label"
     variational = False
+    reconstruction_needs_condition = False  # the quantiser ignores the class; only the prior uses it
+    #: the code prior trains after the VQ-VAE: with a time budget it gets this share of it
+    after_fit_share = 0.3
+    after_fit_phase = "code prior"
+    #: code grids take bigger steps and a lighter pull back to the codebook than Gaussian latents
+    guidance_lr = 0.1
+    guidance_prior_weight = 0.02
+
+    @classmethod
+    def kind_for(cls, config: dict[str, Any]) -> str | None:
+        """Class-conditional (through its prior) when it has classes, else unconditional."""
+        return cls.condition_kind if int(config.get("num_classes", 0) or 0) > 0 else None
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, latent_dim: int = 16,
                  num_codes: int = 128, width: int = 32, beta: float = 0.25, ema: bool = False, decay: float = 0.99,
@@ -186,10 +203,6 @@ class VQVAE(GenerativeModel):
         c, h, w = self.image_shape
         if h % 4 or w % 4:
             raise KitError(f"VQ-VAE needs image sizes divisible by 4, got {h}x{w}")
-        self.num_classes = int(num_classes)
-        # an instance attribute: class-conditional sampling when there are classes, unconditional otherwise
-        self.condition = "label" if self.num_classes > 0 else None
-        self.reconstruction_needs_condition = False  # the quantiser ignores the class; only the prior uses it
         self.grid = (h // 4, w // 4)
         self.encoder = nn.Sequential(
             nn.Conv2d(c, width, 4, stride=2, padding=1), nn.SiLU(),
@@ -204,7 +217,7 @@ class VQVAE(GenerativeModel):
             nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.SiLU(),
             nn.ConvTranspose2d(width, c, 4, stride=2, padding=1),
         )
-        self.prior = CodePrior(num_codes, self.grid[0] * self.grid[1], self.num_classes, prior_dim, prior_layers,
+        self.prior = CodePrior(num_codes, self.grid[0] * self.grid[1], int(num_classes), prior_dim, prior_layers,
                                prior_heads)
         self.register_buffer("prior_is_fitted", torch.zeros((), dtype=torch.bool))
 
@@ -265,39 +278,80 @@ class VQVAE(GenerativeModel):
 
     # --- the prior ----------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def all_codes(self, images: Tensor, batch_size: int = 1024) -> Tensor:
-        """Code grids ``[N, h, w]`` of many images, batched, in eval mode."""
+    def all_codes(self, images: Tensor, batch_size: int = 1024, deadline: float | None = None,
+                  min_images: int = 2048) -> Tensor:
+        """Code grids ``[N, h, w]`` of many images (uint8, or float in [0, 1]), batched, in eval mode.
+
+        With a ``deadline`` (a ``time.perf_counter()`` value) coding stops at the first batch past it, once at
+        least ``min_images`` are coded: the codes of the first images (a random sample of a shuffled split).
+        """
         device = self.quantizer.codebook.device
+        scale = 1 / 255.0 if images.dtype == torch.uint8 else 1.0
         was = self.training
         self.eval()
-        out = [self.codes(images[i:i + batch_size].to(device).float()) for i in range(0, len(images), batch_size)]
+        out: list[Tensor] = []
+        for i in range(0, len(images), batch_size):
+            out.append(self.codes(images[i:i + batch_size].to(device).float() * scale))
+            if deadline is not None and i + batch_size >= min_images and time.perf_counter() >= deadline:
+                break
         self.train(was)
         return torch.cat(out)
 
     def fit_prior(self, images: Tensor, labels: Tensor | None = None, epochs: int | None = None,
                   max_seconds: float | None = None, seed: int = 0, progress: bool = False) -> list[float]:
-        """Train the code prior on the codes of ``images`` (float ``[N, C, H, W]`` in [0, 1]) and their labels.
+        """Train the code prior on the codes of ``images`` (uint8, or float in [0, 1], ``[N, C, H, W]``) and their
+        labels, within ``max_seconds`` when given (coding the images included).
 
-        Returns the per-epoch prior NLL (nats per code).
+        With a time limit, coding the images takes at most half of it (the prior then learns from the codes of the
+        first images) and training the rest.  Returns the per-epoch prior NLL (nats per code).
         """
         cfg = self.config
         epochs = int(cfg["prior_epochs"] if epochs is None else epochs)
-        max_seconds = cfg.get("prior_max_seconds") if max_seconds is None else max_seconds
+        limits = [t for t in (cfg.get("prior_max_seconds"), max_seconds) if t is not None]
+        t0 = time.perf_counter()
+        deadline = t0 + min(limits) if limits else None
         if self.num_classes and labels is None:
             raise KitError("this VQ-VAE has a class-conditional prior: pass the labels of the images")
         if labels is not None and labels.dim() != 1:
             raise KitError("the VQ-VAE prior is conditioned on class ids [N]; pass int64 labels")
-        codes = self.all_codes(images)
+        codes = self.all_codes(images, deadline=None if deadline is None else t0 + (deadline - t0) / 2)
+        labels = labels[:len(codes)] if labels is not None else None
+        left = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
         history = fit_code_prior(self.prior, codes, labels if self.num_classes else None, epochs=epochs,
                                  batch_size=int(cfg["prior_batch_size"]), lr=float(cfg["prior_lr"]), seed=seed,
-                                 max_seconds=max_seconds, progress=progress)
+                                 max_seconds=left, progress=progress)
         self.prior_is_fitted.fill_(True)
         return history
 
-    def after_fit(self, images: Tensor, labels: Tensor) -> None:
+    def after_fit(self, train: "ImageData", *, max_seconds: float | None = None, progress: bool = False) -> None:
         """Called by :func:`cvaelib.train.fit` when training ends: train the code prior (``prior_epochs`` > 0)."""
         if int(self.config["prior_epochs"]) > 0:
-            self.fit_prior(images, labels if self.num_classes else None)
+            self.fit_prior(train.images, train.conditions if self.num_classes else None, max_seconds=max_seconds,
+                           progress=progress)
+
+    # --- latents for sampling and guidance: continuous grids [B, D, h, w] -----------------------------------------
+    @property
+    def uses_fitted_prior(self) -> bool:
+        """Always: new images come from the code prior trained after the VQ-VAE (never from N(0, I))."""
+        return True
+
+    def sample_latent(self, n: int, c: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Code grids from the prior (of classes ``c``), as code vectors ``[n, D, h, w]``."""
+        return self.quantizer.lookup(self.sample_codes(n, c, generator)).float()
+
+    def random_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Grids of uniformly random codes ``[n, D, h, w]``."""
+        codes = torch.randint(0, self.quantizer.num_codes, (n, *self.grid), generator=generator)
+        return self.quantizer.lookup(codes.to(self.quantizer.codebook.device)).float()
+
+    def latent_penalty(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        """Squared distance of each grid vector to its nearest code, per element: stay on the codebook."""
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        return torch.cdist(flat, self.quantizer.codebook.detach().float()).min(1).values.pow(2).mean()
+
+    def decode_images(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        """Images for continuous grids ``z``, snapped to the codebook with straight-through gradients."""
+        return torch.sigmoid(self.decode(self.quantize(z)))
 
     @torch.no_grad()
     def sample_codes(self, n: int, c: Tensor | None = None, generator: torch.Generator | None = None,

@@ -53,7 +53,7 @@ def latents(model, images: Tensor, labels: Tensor | None = None, batch_size: int
 
     if images.dim() != 4:
         raise KitError(f"images must be [N, C, H, W], got {list(images.shape)}")
-    needs = getattr(model, "condition", None) == "label"
+    needs = model.condition == "label"
     if needs and labels is None:
         raise KitError(f"this {model.name} model is class-conditional: pass the labels of the images")
     out = []

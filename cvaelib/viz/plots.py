@@ -76,7 +76,7 @@ def show_samples(model: Any, labels: Sequence[int] | None = None, n_per_class: i
                  class_names: Sequence[str] | None = None, n: int = 16, seed: int = 0) -> "Figure":
     """Prior samples: one row per class for conditional models, else ``n`` unconditional samples."""
     g = torch.Generator().manual_seed(seed)
-    if getattr(model, "condition", None) == "label":
+    if model.condition == "label":
         labels = list(labels if labels is not None else range(model.config["num_classes"]))
         c = torch.tensor(labels).repeat_interleave(n_per_class).to(next(model.parameters()).device)
         imgs = model.sample(len(c), c, generator=g).cpu()

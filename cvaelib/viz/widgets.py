@@ -53,18 +53,23 @@ def figure_png(fig, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-def prompt_png(model, text: str, n: int = 8, seed: int = 0, class_names: Sequence[str] | None = None) -> bytes:
-    """PNG of ``n`` samples per class named in ``text`` (one row per class, labelled).
+def prompt_png(model, text: str, n: int = 8, seed: int = 0, class_names: Sequence[str] | None = None,
+               source: str | None = None) -> bytes:
+    """PNG of what the model's conditioning draws for ``text``: ``n`` samples per class named in it (one labelled
+    row per class) for a class-conditional model, ``n`` images for the text otherwise (attribute words, or any text
+    through a CLIP model's bridge; ``source``: its run folder, where a TinyCLIP is kept).
 
     Raises:
-        PromptError: no class in ``text`` (the message lists the classes); KitError: not a label-conditioned model.
+        PromptError: nothing in ``text`` the model understands (the message lists what it knows); KitError: an
+        unconditional model.
     """
-    from ..prompts import model_class_names, samples_for_prompt
+    from ..conditioning import Request, conditioning_for
     from .plots import show_grid
 
-    names = list(class_names) if class_names is not None else model_class_names(model)
-    images, ids = samples_for_prompt(model, text, n=n, seed=seed, class_names=names)
-    fig = show_grid(images, ncols=n, row_labels=[names[k] for k in ids], title=f"“{text}”")
+    kwargs = {"class_names": list(class_names)} if class_names is not None and model.condition == "label" else {}
+    drawn = conditioning_for(model, source, **kwargs).generate(Request(n=n, seed=seed, prompt=text))
+    fig = show_grid(drawn.images, ncols=drawn.ncols or min(len(drawn.images), 8), row_labels=drawn.row_labels,
+                    title=f"“{text}”")
     return figure_png(fig)
 
 
@@ -153,13 +158,15 @@ def _widgets():
 
 def prompt_panel(model, class_names: Sequence[str] | None = None, prompt: str = "", n: int = 8,
                  seed: int = 0) -> Panel:
-    """Text box + "Generate" button + seed and N controls -> a grid of samples for the classes in the prompt."""
+    """Text box + "Generate" button + seed and N controls -> a grid of what the model draws for the prompt."""
     from ..prompts import model_class_names
 
     w = _widgets()
-    names = list(class_names) if class_names is not None else model_class_names(model)
+    labels = model.condition == "label"
+    names = (list(class_names) if class_names is not None else model_class_names(model)) if labels else None
+    example = f"{names[min(7, len(names) - 1)]} and {names[0]}" if labels else "a smiling woman with glasses"
     style = {"description_width": "initial"}
-    text = w.Text(value=prompt, placeholder=f"e.g. {names[min(7, len(names) - 1)]} and {names[0]}",
+    text = w.Text(value=prompt, placeholder=f"e.g. {example}",
                   description="Prompt:", style=style, layout=w.Layout(width="420px"))
     button = w.Button(description="Generate", button_style="primary", icon="magic")
     seed_box = w.IntText(value=seed, description="seed", style=style, layout=w.Layout(width="140px"))
@@ -187,7 +194,7 @@ def explorer_panel(model, class_names: Sequence[str] | None = None, dims: int = 
     sliders = [w.FloatSlider(value=0.0 if base is None else float(base[i]), min=-span, max=span, step=0.1,
                              description=f"z[{i}]", continuous_update=False) for i in range(dims)]
     picker = None
-    if getattr(model, "condition", None) == "label":
+    if model.condition == "label":
         names = list(class_names) if class_names is not None else model_class_names(model)
         picker = w.Dropdown(options=[(f"{k}: {nm}", k) for k, nm in enumerate(names)], value=0, description="class")
     out = w.Output()
