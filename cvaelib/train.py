@@ -94,10 +94,11 @@ def evaluate(model: GenerativeModel, data: ImageData | Iterable, batch_size: int
     return {k: v / max(n, 1) for k, v in totals.items()}
 
 
-def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Configs equal up to option names of earlier kit versions and the derived condition kind."""
+def _same_config(a: dict[str, Any], b: dict[str, Any], values: dict[str, dict[str, str]] | None = None) -> bool:
+    """Configs equal up to option names (and ``values``' choices) of earlier kit versions and the derived
+    condition kind."""
     def norm(c: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in renamed_options(c, "config").items() if k != "condition"}
+        return {k: v for k, v in renamed_options(c, "config", values).items() if k != "condition"}
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -108,7 +109,7 @@ def _check_resumable(state: dict[str, Any], ckpt: Path, model: GenerativeModel, 
                      settings: dict[str, Any]) -> None:
     """Refuse a checkpoint of another model config, other training data or other settings (one line each)."""
     fix = "use another checkpoint path (a new --out folder) or start over without resume (--resume)"
-    if not _same_config(state["config"], model.config):
+    if not _same_config(state["config"], model.config, type(model).renamed_values):
         raise KitError(f"{ckpt} was trained with another config ({state['config'].get('model')}); {fix}")
     old = state.get("data")
     if old is not None and data is not None and old != data:

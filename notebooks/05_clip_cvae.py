@@ -304,7 +304,7 @@ print(f"one direction tells a text from an image for {sep:.0%} of the embeddings
 # for its image, never to coincide with it.  It matters for what comes next.
 #
 # ## 5. The CLIP-conditioned CVAE
-# The condition is now a CLIP embedding.  It enters the encoder (at a point you choose: `inject="features"`,
+# The condition is now a CLIP embedding.  It enters the encoder (at a point you choose: `injection="down2"`,
 # `"hidden"` or `"input"`) and is concatenated to z in the decoder.  Training needs **no captions at all**: the
 # condition of each training image is its own *image* embedding (LAFITE's "language-free" training).
 #
@@ -552,7 +552,7 @@ show(cvaelib.show_grid(torch.cat(grid), ncols=N_PER_PROMPT, row_labels=BRIDGE_RO
 
 # %%
 t7 = encoder.encode_text([example[7][0]])[0]
-from cvaelib.clip.bridge import text_anchor
+from cvaelib.conditioning.bridge import text_anchor
 
 print("your shift == bridge='shift':",
       torch.allclose(shift_bridge(t7[None], model.image_center, model.text_center)[0],
@@ -561,7 +561,7 @@ kit = prompt_accuracy(model, encoder, example, judge, n=N_PER_PROMPT, bridge="re
 print(f"generate_from_text(bridge='retrieval'), judged: {kit['overall']:.2%}; your ranking + code: "
       f"{table['retrieval, your ranking + code'][0]:.2%}; the same: "
       f"{math.isclose(kit['overall'], table['retrieval, your ranking + code'][0], abs_tol=1e-6)}")
-show_source(cvaelib.clip.bridge.retrieve)
+show_source(cvaelib.conditioning.bridge.retrieve)
 
 # %% [markdown]
 # A second number that needs no classifier: the **CLIP score**, the cosine between a prompt's text embedding and

@@ -79,7 +79,7 @@ show(cvaelib.show_grid(x_test[:20], titles=[names[int(k)] for k in y_test[:20]])
 # **style** (sleeve length, brightness, the shape of a heel). Sampling is then: pick the class c, draw z ~ N(0, I),
 # decode.
 #
-# **Three ways to turn a class id into numbers** (`cond=` in `cvaelib.ConditionalVAE`):
+# **Three ways to turn a class id into numbers** (`injection=` in `cvaelib.ConditionalVAE`):
 # * **onehot** — concatenate the one-hot vector e_c to the encoder's features and to z (the classic formulation);
 # * **concat** — concatenate a learned 16-number embedding of c instead;
 # * **additive** — *add* a learned vector per class to the encoder's features and to z.
@@ -93,7 +93,7 @@ show(cvaelib.show_grid(x_test[:20], titles=[names[int(k)] for k in y_test[:20]])
 # that makes a difference after training is a question for the measurements below.
 #
 # ### Exercise · Concatenate the condition
-# In the classic (`cond="onehot"`) CVAE the decoder's input is the code z followed by the one-hot vector of the
+# In the classic (`injection="onehot"`) CVAE the decoder's input is the code z followed by the one-hot vector of the
 # class. Write it for a batch: `z` is `[B, latent]` (float), `c` is `[B]` (int64 class ids). Mind the dtypes:
 # `F.one_hot` returns integers.
 
@@ -118,7 +118,7 @@ check_condition_concat(condition_concat)
 # squeezes the 1,568 features before they reach z; a second 1,024-unit decoder layer doubled the cost for no gain.
 #
 # The lesson's model is the **classic CVAE**: β = 1 and samples z ~ N(0, I) (`beta=1.0, prior="standard"`), a
-# 96-number code (at β = 1 the dimensions it does not need switch off, lesson 02). We train one per `cond` variant,
+# 96-number code (at β = 1 the dimensions it does not need switch off, lesson 02). We train one per `injection` variant,
 # with the kit's `fit` (lesson 02's loop plus validation, checkpoints, a learning-rate schedule and mixed precision).
 
 # %%
@@ -127,16 +127,16 @@ print(cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), be
 
 # %%
 models, histories = {}, {}
-for cond in ("concat", "additive", "onehot"):
+for injection in ("concat", "additive", "onehot"):
     torch.manual_seed(0)
-    model = cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), cond=cond, beta=1.0,
+    model = cvaelib.ConditionalVAE(image_shape=train.shape, num_classes=len(names), injection=injection, beta=1.0,
                                    prior="standard", swap_weight=0.0)  # no label critic: section 6.3 adds one
-    histories[cond] = cvaelib.fit(model, train, val, epochs=EPOCHS, device=env.device, lr=model.recommended_lr,
+    histories[injection] = cvaelib.fit(model, train, val, epochs=EPOCHS, device=env.device, lr=model.recommended_lr,
                                   batch_size=model.recommended_batch_size, lr_schedule="cosine",
-                                  checkpoint=env.checkpoint(f"03_cvae_{cond}"), resume=True)
-    models[cond] = model.eval()
-    h = histories[cond]
-    print(f"{cond:9s} val loss {h.val[-1]['loss']:.1f} nats (recon {h.val[-1]['recon']:.1f} + KL "
+                                  checkpoint=env.checkpoint(f"03_cvae_{injection}"), resume=True)
+    models[injection] = model.eval()
+    h = histories[injection]
+    print(f"{injection:9s} val loss {h.val[-1]['loss']:.1f} nats (recon {h.val[-1]['recon']:.1f} + KL "
           f"{h.val[-1]['kl']:.1f}), {model.num_parameters():,} parameters, {h.images_per_second:.0f} images/s")
 env.smoke_banner("10 epochs per model on 54,000 images, judged by the full judge (89.9 % right on real test "
                  "images). Classic beta = 1 CVAE, SSIM / class-correct samples / label-swap rate: concat 0.662 / 68.9 % "
@@ -281,12 +281,12 @@ show(cvaelib.show_grid(torch.cat([x_test[:10], row]), ncols=10, row_labels=["inp
 # window, σ = 1.5; 1 = identical), class-correct samples, and the swap rate — all with your functions.
 
 # %%
-print(f"{'cond':9s} {'SSIM':>6s} {'class-correct':>14s} {'swap rate':>10s}   (judge on real test images: "
+print(f"{'injection':9s} {'SSIM':>6s} {'class-correct':>14s} {'swap rate':>10s}   (judge on real test images: "
       f"{judge_acc:.1%})")
-for cond, model in models.items():
+for injection, model in models.items():
     recon = cvaelib.reconstruct_images(model, x_test, y_test)
     score, _ = class_correct(model)
-    print(f"{cond:9s} {float(ssim(recon, x_test)):6.3f} {score:14.1%} {swap_test(model)['swap']:10.1%}")
+    print(f"{injection:9s} {float(ssim(recon, x_test)):6.3f} {score:14.1%} {swap_test(model)['swap']:10.1%}")
 
 # %% [markdown]
 # In our full run (10 epochs, 2-core CPU; yours will differ), concat and additive were close on all three numbers,

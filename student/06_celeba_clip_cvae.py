@@ -141,7 +141,7 @@ show(cvaelib.show_grid(train.float_images()[:8], titles=[attr_title(r) for r in 
 
 # %%
 from cvaelib.clip import load_clip
-from cvaelib.conditions import with_clip_condition
+from cvaelib.conditioning import with_clip_condition
 
 if USE_REAL_CLIP:
     clip_name = "ViT-B/32"  # downloads ~340 MB once
@@ -153,7 +153,7 @@ else:
 encoder = load_clip(clip_name, device=env.device)
 clip_train = with_clip_condition(train, encoder, prepared / "clip_cache" / f"train_zoom_{SIZE}_{LIMIT}")
 clip_val = with_clip_condition(val, encoder, prepared / "clip_cache" / f"val_zoom_{SIZE}")
-print(f"condition: {clip_train.labels.shape[1]}-d CLIP embeddings; attributes kept in meta['attributes']")
+print(f"condition: {clip_train.conditions.shape[1]}-d CLIP embeddings; the attributes stay in .labels")
 env.smoke_banner("nothing measured yet: the kit's full CelebA run needs a GPU and has not been run on one; the "
                  "sources report their mid-encoder injection (down3 here) best and zoom crops better than wide")
 
@@ -232,14 +232,14 @@ print(f"the sources' 0.01 at {train.shape} with z = {LATENT} is beta = {BETA:.2f
 # | `input`     | as extra input channels (a projection, broadcast over pixels) | RES_VAE1 |
 # | `down3`     | projected and added to the feature maps after block 3       | RES_VAE2 (their best) |
 # | `down4`     | projected and added after block 4                           | RES_VAE3 |
-# | `latent`    | not at all — only the decoder gets it                       | RES_VAE4 |
+# | `decoder`   | not at all — only the decoder gets it                       | RES_VAE4 |
 #
 # Why should it matter at all? The decoder always gets $c$; what changes is whether the *encoder* knows what the
 # decoder will be told, and so can leave it out of z (a lower KL for the same reconstruction). But here $c$ is
 # CLIP's embedding of the very image the encoder reads.
 
 # %% [markdown]
-# **Predict first.** Can the `latent` variant's encoder, which never sees c, still leave out of z what c says? (a)
+# **Predict first.** Can the `decoder` variant's encoder, which never sees c, still leave out of z what c says? (a)
 # no: only an encoder that is handed c can leave out of z what c says; (b) in principle yes: c = CLIP(x) is computed
 # from the same image, so the encoder can learn to see it too; being handed c only makes it easier; (c) yes, and it
 # always does as well as the other variants. Set `prediction` to your letter and run the check; the cells after it
@@ -289,7 +289,7 @@ class InjectAfter(ResidualVAE):
         super().__init__(injection="down3", **config)  # a conditional layout; the projection is replaced below
         self.config["point"] = self.point = point
         # block `point` outputs as many channels as its skip convolution (module index 1 after the pooling)
-        self.cond_in = nn.Linear(self.cond_dim, self.down[point - 1].skip[1].out_channels)
+        self.cond_in = nn.Linear(self.condition_dim, self.down[point - 1].skip[1].out_channels)
 
     def encode(self, x, c=None):
         self.check_condition(c, x.shape[0])
@@ -305,14 +305,14 @@ class InjectAfter(ResidualVAE):
 # Checkpoints are kept: re-running the cell loads them.
 
 # %%
-common = dict(image_shape=train.shape, latent_dim=LATENT, width=WIDTH, beta=BETA, cond_dim=clip_train.labels.shape[1],
-              cond_noise=0.05, clip=clip_name)
+common = dict(image_shape=train.shape, latent_dim=LATENT, width=WIDTH, beta=BETA, condition_dim=clip_train.conditions.shape[1],
+              condition_noise=0.05, clip=clip_name)
 variants = {"none": lambda: ResidualVAE(injection="none", **common),
             "input": lambda: ResidualVAE(injection="input", **common),
             "down2 (yours)": lambda: InjectAfter(2, **common),
             "down3": lambda: ResidualVAE(injection="down3", **common),
             "down4": lambda: ResidualVAE(injection="down4", **common),
-            "latent": lambda: ResidualVAE(injection="latent", **common)}
+            "decoder": lambda: ResidualVAE(injection="decoder", **common)}
 from cvaelib.metrics import ssim
 
 x_val = val.float_images()
@@ -321,7 +321,7 @@ x_val = val.float_images()
 def measure(model, data_val):
     """Validation terms and SSIM of the reconstructions (each face with its own condition)."""
     terms = cvaelib.evaluate(model, data_val, device=env.device)
-    c = None if model.condition is None else data_val.labels.to(env.device)
+    c = None if model.condition is None else data_val.conditions.to(env.device)
     rec = model.reconstruct(x_val.to(env.device), c).cpu()
     return {"recon": terms["recon"], "kl": terms["kl"], "ssim": float(ssim(rec, x_val))}, rec
 
@@ -360,14 +360,14 @@ show(fig)
 # %%
 rows = [x_val[:8]]
 for label, model in models.items():
-    c = None if model.condition is None else clip_val.labels[:8].to(env.device)
+    c = None if model.condition is None else clip_val.conditions[:8].to(env.device)
     rows.append(model.sample(8, c, generator=torch.Generator().manual_seed(0)).cpu())
 show(cvaelib.show_grid(torch.cat(rows), ncols=8, row_labels=["real"] + [k.split()[0] for k in models],
                        title="conditioned on the real faces' CLIP embeddings"))
 
 # %% [markdown]
 # The sources found `down3` best: injected at 8×8 the condition still shapes mid-level features, while at the
-# input it competes with 12,288 pixel values and at `latent` the encoder cannot account for it at all. Read your
+# input it competes with 12,288 pixel values and at `decoder` the encoder cannot account for it at all. Read your
 # table: does the KL order follow the depth of the injection, and where does your `down2` land? (In SMOKE mode the
 # differences are noise: two epochs on about a hundred drawn faces.)
 #
@@ -385,7 +385,7 @@ wide_model = ResidualVAE(injection="down3", **common)
 cvaelib.fit(wide_model, clip_wide["train"], clip_wide["val"], epochs=EPOCHS, batch_size=BATCH, lr=1e-3,
             device=env.device, checkpoint=env.checkpoint("06_wide_down3"), resume=True)
 x_wide = wide["val"].float_images()
-rec_wide = wide_model.reconstruct(x_wide.to(env.device), clip_wide["val"].labels.to(env.device)).cpu()
+rec_wide = wide_model.reconstruct(x_wide.to(env.device), clip_wide["val"].conditions.to(env.device)).cpu()
 wide_terms = cvaelib.evaluate(wide_model, clip_wide["val"], device=env.device)
 for label, r in (("zoom", results["down3"]), ("wide", {**wide_terms, "ssim": float(ssim(rec_wide, x_wide))})):
     print(f"{label:5s} crop: val recon {r['recon']:8.1f}  KL {r['kl']:6.1f}  SSIM {r['ssim']:.3f}")
@@ -449,7 +449,7 @@ show(cvaelib.plot_history(history))
 # makes these pictures meaningless; with ViT-B/32 on real CelebA they follow the words.
 
 # %%
-from cvaelib.clip.bridge import text_anchor
+from cvaelib.conditioning.bridge import text_anchor
 from cvaelib.clip_generate import generate_from_images, generate_from_text, interpolate, manipulate
 
 prompts = ["a smiling woman with blond hair", "a man with a beard and glasses", "an old man wearing a hat",
@@ -499,7 +499,7 @@ check_redecode(redecode)
 
 # %%
 x = x_val[:6].to(env.device)
-c_img = clip_val.labels[:6].to(env.device)
+c_img = clip_val.conditions[:6].to(env.device)
 texts = {"+ glasses": "a person wearing glasses", "+ smile": "a smiling person", "+ blond": "a person with blond hair"}
 with torch.no_grad():
     rows = [redecode(model, x, c_img, c_img).cpu()]

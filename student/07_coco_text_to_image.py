@@ -249,14 +249,14 @@ for name, emb in (("sentence average", long_val), ("one pass", one_pass)):
 # $[z, c]$, trained on the photos' CLIP embeddings; the β of lesson 06's derivation for the sources' 0.01.
 
 # %%
-from cvaelib.conditions import with_clip_condition
+from cvaelib.conditioning import with_clip_condition
 from cvaelib.models import ResidualVAE
 
 clip_train = with_clip_condition(train, encoder, prepared / "clip_cache" / f"train_{SIZE}")
 clip_val = with_clip_condition(val, encoder, prepared / "clip_cache" / f"val_{SIZE}")
 BETA = 0.01 * train.shape[0] * train.shape[1] * train.shape[2] / 128  # lesson 06: kl_weight * C*H*W / latent_dim
 common = dict(image_shape=train.shape, latent_dim=128, injection="down3", width=WIDTH, beta=BETA,
-              cond_dim=clip_train.labels.shape[1], cond_noise=0.05, clip=clip_name)
+              condition_dim=clip_train.conditions.shape[1], condition_noise=0.05, clip=clip_name)
 torch.manual_seed(0)
 model = ResidualVAE(**common)
 history = cvaelib.fit(model, clip_train, clip_val, epochs=EPOCHS, batch_size=BATCH, device=env.device,

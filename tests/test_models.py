@@ -147,3 +147,23 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, mnist_small):
     with pytest.raises(KitError, match="loss became nan.*last good checkpoint is kept"):
         fit(model, bad, epochs=3, progress=False, checkpoint=tmp_path / "run")
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == good
+
+
+def test_option_names_and_injection_points_of_earlier_versions_still_build():
+    """One vocabulary for injection points (input, downK, hidden, decoder) across models; configs written before the
+    renames (``cond=``, ``cond_dim=``, clip-cvae ``"features"``, resvae ``"latent"``) build the same models."""
+    import warnings
+
+    from cvaelib.models import ClipConditionalVAE, ResidualVAE, build_model
+
+    old = [({"model": "cvae", "image_shape": [1, 8, 8], "latent_dim": 4, "cond": "onehot"}, "onehot"),
+           ({"model": "clip-cvae", "image_shape": [1, 8, 8], "cond_dim": 6, "inject": "features"}, "down2"),
+           ({"model": "resvae", "image_shape": [3, 32, 32], "condition_dim": 6, "width": 4, "injection": "latent"}, "decoder")]
+    for config, point in old:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = build_model(config)
+        assert model.config["injection"] == point and model.injection == point
+        assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    assert ClipConditionalVAE().config["injection"] == "down2"
+    assert set(ResidualVAE.option_choices["injection"]) & set(ClipConditionalVAE.option_choices["injection"]) == {"input"}

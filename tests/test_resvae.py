@@ -77,7 +77,7 @@ def test_injection_point_decides_what_the_encoder_sees():
     for injection in INJECTIONS[1:]:
         model = _model(injection).eval()
         mu1, mu2 = model.encode(x, c1)[0], model.encode(x, c2)[0]
-        if injection == "latent":  # the decoder alone gets the condition
+        if injection == "decoder":  # the decoder alone gets the condition
             torch.testing.assert_close(mu1, mu2)
         else:
             assert (mu1 - mu2).abs().max() > 1e-4, injection
@@ -228,7 +228,7 @@ def test_cli_rejects_mismatched_model_and_data(celeba_prepared, tmp_path, capsys
     assert cli_main(base + ["--model", "cvae", "--dataset", f"celeba:{celeba_prepared}"]) == 2
     assert "attr-cvae takes attributes" in capsys.readouterr().err
     assert cli_main(base + ["--model", "resvae", "--dataset", f"celeba:{celeba_prepared}", "--injection", "mid"]) == 2
-    assert "none, input, down3, down4, latent" in capsys.readouterr().err
+    assert "none, input, down3, down4, decoder" in capsys.readouterr().err
     assert cli_main(base + ["--model", "attr-cvae", "--dataset", f"imagenet:{tmp_path}"]) == 2
     assert "celeba:FOLDER or coco:FOLDER" in capsys.readouterr().err
     with pytest.raises(DataError, match="names no folder"):

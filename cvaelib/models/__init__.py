@@ -57,7 +57,7 @@ def build_model(config: dict[str, Any]) -> GenerativeModel:
     config = dict(config)
     cls = model_class(config.pop("model", None))
     config.pop("condition", None)
-    return cls(**renamed_options(config, cls.__name__))
+    return cls(**renamed_options(config, cls.__name__, cls.renamed_values))
 
 
 __all__ = ["CELEBA_ATTRIBUTES", "INJECTIONS", "MODELS", "RENAMED_OPTIONS", "AttributeCVAE",

@@ -34,8 +34,10 @@ RENAMED_OPTIONS = {"cond": "injection", "inject": "injection", "cond_dim": "cond
                    "cond_noise": "condition_noise", "cond_hidden": "condition_hidden"}
 
 
-def renamed_options(options: dict[str, Any], owner: str) -> dict[str, Any]:
-    """``options`` with names of earlier kit versions replaced by today's (a warning names each one)."""
+def renamed_options(options: dict[str, Any], owner: str,
+                    values: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """``options`` with names (and, per ``values``, choices) of earlier kit versions replaced by today's; a warning
+    names each one."""
     out = dict(options)
     for old, new in RENAMED_OPTIONS.items():
         if old in out:
@@ -43,6 +45,11 @@ def renamed_options(options: dict[str, Any], owner: str) -> dict[str, Any]:
                 raise KitError(f"{owner}: pass {new}= only ({old}= is its old name)")
             warnings.warn(f"{owner}({old}=...) is now {new}=...", DeprecationWarning, stacklevel=3)
             out[new] = out.pop(old)
+    for key, renames in (values or {}).items():
+        if out.get(key) in renames:
+            warnings.warn(f"{owner}({key}={out[key]!r}) is now {key}={renames[out[key]]!r}", DeprecationWarning,
+                          stacklevel=3)
+            out[key] = renames[out[key]]
     return out
 
 
@@ -68,6 +75,8 @@ class GenerativeModel(nn.Module):
     static_buffers: ClassVar[tuple[str, ...]] = ()
     #: allowed values of options that are a choice (e.g. ``{"injection": (...)}``): checked before any data is loaded
     option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: choices of earlier kit versions -> today's (``{"injection": {"latent": "decoder"}}``): old checkpoints load
+    renamed_values: ClassVar[dict[str, dict[str, str]]] = {}
     #: defaults of CLIP-guided optimisation (:func:`cvaelib.guided.guide_model`) for this kind of latent
     guidance_lr: ClassVar[float] = 0.05
     guidance_prior_weight: ClassVar[float] = 0.1
@@ -81,7 +90,7 @@ class GenerativeModel(nn.Module):
 
         @functools.wraps(init)
         def __init__(self, *args: Any, **options: Any) -> None:
-            init(self, *args, **renamed_options(options, cls.__name__))
+            init(self, *args, **renamed_options(options, cls.__name__, type(self).renamed_values))
 
         cls.__init__ = __init__  # type: ignore[method-assign]
 

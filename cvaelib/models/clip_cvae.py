@@ -5,11 +5,12 @@ The model is trained on *image* embeddings only (no captions needed: "language-f
 puts a text and the images it describes near each other, a text embedding can stand in for an image embedding at
 generation time - after a *bridge* (:mod:`cvaelib.conditioning.bridge`) has moved it across the modality gap.
 
-Where the condition enters the encoder is a parameter, ``injection``:
+Where the condition enters the encoder is a parameter, ``injection``, named by place as in every kit model (lesson
+06's residual VAE uses the same words):
 
-* ``"features"`` - a projection of the embedding is concatenated to the flattened convolution features;
-* ``"hidden"``   - a projection is added to the encoder's hidden layer (FiLM-like bias);
-* ``"input"``    - a projection is reshaped to an extra image channel, so even the first convolution sees it.
+* ``"input"``  - a projection is reshaped to an extra image channel, so even the first convolution sees it;
+* ``"down2"``  - a projection is concatenated to the features after the encoder's second (last) down-sampling block;
+* ``"hidden"`` - a projection is added to the encoder's hidden layer (FiLM-like bias).
 
 The decoder always receives ``[z, projection(c)]`` concatenated.
 
@@ -37,7 +38,7 @@ from .blocks import ConvDecoder, ConvEncoder
 if TYPE_CHECKING:
     from ..data import ImageData
 
-INJECTIONS = ("features", "hidden", "input")
+INJECTIONS = ("input", "down2", "hidden")
 
 
 class ClipConditionalVAE(RetrievalBank, GenerativeModel):
@@ -45,7 +46,7 @@ class ClipConditionalVAE(RetrievalBank, GenerativeModel):
 
     Args:
         condition_dim: length of the CLIP embeddings (64 for TinyCLIP, 512 for ViT-B/32).
-        injection: where the condition enters the encoder (``features``, ``hidden`` or ``input``).
+        injection: where the condition enters the encoder (``input``, ``down2`` or ``hidden``).
         condition_hidden: size of the condition's projection.
         beta: KL weight (0.1: sharper reconstructions; the text bridges keep samples on the prompt).
         condition_noise: LAFITE perturbation of the training conditions.
@@ -61,10 +62,11 @@ class ClipConditionalVAE(RetrievalBank, GenerativeModel):
     #: time instead of 85 % (tests/test_clip_cvae.py)
     recommended_lr_schedule = "constant"
     option_choices = {"injection": INJECTIONS}
+    renamed_values = {"injection": {"features": "down2"}}
     after_fit_phase = "retrieval bank"
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), condition_dim: int = 64,
-                 latent_dim: int = 16, injection: str = "features", condition_hidden: int = 64, width: int = 32,
+                 latent_dim: int = 16, injection: str = "down2", condition_hidden: int = 64, width: int = 32,
                  hidden: int = 256, beta: float = 0.1, condition_noise: float = 0.1, bank_size: int | None = None,
                  clip: str = "tiny", num_refs: int = 10, **extra: Any) -> None:
         self.check_choices({"injection": injection})
@@ -76,7 +78,7 @@ class ClipConditionalVAE(RetrievalBank, GenerativeModel):
                           "bank_size": bank_size, "clip": clip, "num_refs": num_refs, **extra})
         ch, h, w = self.image_shape
         self.injection = injection
-        if injection == "features":
+        if injection == "down2":
             self.enc_cond = nn.Sequential(nn.Linear(condition_dim, condition_hidden), nn.SiLU())
             self.encoder = ConvEncoder(ch, (h, w), width, hidden, extra=condition_hidden)
         elif injection == "hidden":
@@ -114,7 +116,7 @@ class ClipConditionalVAE(RetrievalBank, GenerativeModel):
     def encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_condition(c, x.shape[0])
         c = self._standardise(c, x.dtype)
-        if self.injection == "features":
+        if self.injection == "down2":
             h = self.encoder(x, extra=self.enc_cond(c))
         elif self.injection == "hidden":
             h = self.encoder(x, bias=self.enc_cond(c))

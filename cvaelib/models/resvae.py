@@ -8,7 +8,8 @@ convolution, batch-norm): the residual shape of He et al. (2016), "Deep Residual
 https://arxiv.org/abs/1512.03385, as used in the CelebA CLIP-CVAE project among the kit's sources.
 
 Where the condition ``c`` (a vector: a CLIP embedding, or CelebA's 40 attributes) enters is one parameter,
-``injection``, covering the five variants that project compared:
+``injection``, covering the five variants that project compared (named by place, the same words as lesson 05's
+CLIP-CVAE uses):
 
 =========  ======================================================================  ============
 injection  encoder sees the condition...                                           sources' name
@@ -17,7 +18,7 @@ none       never: an unconditional VAE (and the decoder gets z only)            
 input      as extra input channels (a learned projection, broadcast over pixels)   RES_VAE1
 down3      added to the feature maps after down-block 3 (their best variant)       RES_VAE2
 down4      added to the feature maps after down-block 4                            RES_VAE3
-latent     not at all; only the decoder gets it                                    RES_VAE4
+decoder    not at all; only the decoder gets it                                    RES_VAE4
 =========  ======================================================================  ============
 
 In every conditional variant the decoder receives ``[z, c]`` (``decoder_condition="concat"``), or ``z + P c`` with a
@@ -50,7 +51,7 @@ from .base import GenerativeModel
 if TYPE_CHECKING:
     from ..data import ImageData
 
-INJECTIONS = ("none", "input", "down3", "down4", "latent")
+INJECTIONS = ("none", "input", "down3", "down4", "decoder")
 DECODER_CONDITIONS = ("concat", "add")
 
 
@@ -103,7 +104,7 @@ class ResidualVAE(RetrievalBank, GenerativeModel):
     Args:
         image_shape: ``(C, H, W)`` with ``H == W`` a power of two >= 32 (64 for CelebA/COCO, 128 as an option).
         latent_dim: size of z (128 as in the sources; they suggest 512 for long runs).
-        injection: ``"none"``, ``"input"``, ``"down3"``, ``"down4"`` or ``"latent"``.
+        injection: ``"none"``, ``"input"``, ``"down3"``, ``"down4"`` or ``"decoder"``.
         condition_dim: length of the condition vector (512 for CLIP ViT-B/32, 40 for CelebA attributes).
         width: channels of the first block; block ``i`` has ``min(width * 2**i, 8 * width)``.
         input_channels: channels the condition becomes at the input (``injection="input"`` only).
@@ -122,6 +123,7 @@ class ResidualVAE(RetrievalBank, GenerativeModel):
     name = "resvae"
     condition_kind = "clip"
     option_choices = {"injection": INJECTIONS, "decoder_condition": DECODER_CONDITIONS}
+    renamed_values = {"injection": {"latent": "decoder"}}
     after_fit_phase = "retrieval bank"
 
     @classmethod

@@ -154,7 +154,7 @@ def _bridge_model(dim: int):
     """A tiny untrained CLIP-CVAE: only its bridge statistics matter to the checks."""
     from ...models.clip_cvae import ClipConditionalVAE
 
-    return ClipConditionalVAE(cond_dim=dim, latent_dim=2, width=4, hidden=8, cond_hidden=4, bank_size=64,
+    return ClipConditionalVAE(condition_dim=dim, latent_dim=2, width=4, hidden=8, condition_hidden=4, bank_size=64,
                               num_refs=3).eval()
 
 
@@ -162,9 +162,9 @@ def check_shift_bridge(fn: Callable[[Tensor, Tensor, Tensor], Tensor]) -> None:
     """``fn(text_emb [N, D], image_center [D], text_center [D])``: move unit text embeddings by the mean gap
     vector (image centre minus text centre) and bring them back to unit length.
 
-    Reference: :func:`cvaelib.clip.bridge.text_anchor` with ``bridge="shift"``.
+    Reference: :func:`cvaelib.conditioning.bridge.text_anchor` with ``bridge="shift"``.
     """
-    from ...clip.bridge import text_anchor
+    from ...conditioning.bridge import text_anchor
 
     check = "check_shift_bridge"
     _require_callable(check, fn, "shift_bridge")
@@ -198,9 +198,9 @@ def check_contrastive_ranking(fn: Callable[[Tensor, Tensor, Tensor, float], Tens
     """``fn(bank [M, D], text [D], ref_texts [K, D], scale)``: for every bank image, ``log p(prompt | image)``
     among the prompt and the K reference texts: ``log_softmax(scale * [bank @ text, bank @ ref_texts.T], dim=1)[:, 0]``.
 
-    Reference: the ranking of :func:`cvaelib.clip.bridge.retrieve` (a model with reference texts).
+    Reference: the ranking of :func:`cvaelib.conditioning.bridge.retrieve` (a model with reference texts).
     """
-    from ...clip.bridge import retrieve
+    from ...conditioning.bridge import retrieve
 
     check = "check_contrastive_ranking"
     _require_callable(check, fn, "contrastive_scores")

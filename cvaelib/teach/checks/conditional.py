@@ -69,7 +69,7 @@ def check_condition_concat(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
     """``fn(z, c, num_classes)``: the decoder input of a one-hot CVAE, ``[B, latent + num_classes]``, built from a
     float one-hot vector (an integer one-hot that ``torch.cat`` promotes silently is refused).
 
-    Reference: a :class:`cvaelib.ConditionalVAE` with ``cond="onehot"``: its decoder applied to your input must
+    Reference: a :class:`cvaelib.ConditionalVAE` with ``injection="onehot"``: its decoder applied to your input must
     equal ``model.decode(z, c)``.
     """
     from ...models import ConditionalVAE
@@ -78,7 +78,7 @@ def check_condition_concat(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
     _require_callable(check, fn, "condition_concat")
     torch.manual_seed(0)
     k, latent = 10, 4
-    model = ConditionalVAE(image_shape=(1, 28, 28), num_classes=k, latent_dim=latent, cond="onehot").eval()
+    model = ConditionalVAE(image_shape=(1, 28, 28), num_classes=k, latent_dim=latent, injection="onehot").eval()
     z = torch.randn(5, latent, generator=torch.Generator().manual_seed(0))
     c = torch.tensor([3, 0, 9, 3, 7])
     spy = _ConcatSpy()
@@ -111,7 +111,7 @@ def check_condition_concat(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
     if not same:
         raise _fail(check, "your decoder input does not reproduce model.decode(z, c).",
                     "z must pass through unchanged, followed by one slot per class with a 1 in the slot of c.")
-    _ok(check, "[z, one_hot(c)] is exactly what ConditionalVAE(cond='onehot') feeds its decoder")
+    _ok(check, "[z, one_hot(c)] is exactly what ConditionalVAE(injection='onehot') feeds its decoder")
 
 
 def _fitted_prior_cvae() -> Any:

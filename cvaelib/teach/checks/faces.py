@@ -68,13 +68,13 @@ def check_source_beta(fn: Callable[[float, tuple[int, int, int], int], float]) -
     _ok(check, f"0.01 at 3x64x64 and z 128 is beta = {answers[0]:.2f}; at z 512 it is {answers[1]:.2f}")
 
 
-def _models(cond_dim: int = 5) -> dict[int, torch.nn.Module]:
+def _models(condition_dim: int = 5) -> dict[int, torch.nn.Module]:
     from ...models.resvae import ResidualVAE
 
     torch.manual_seed(0)
     out = {}
     for point in (3, 4):
-        m = ResidualVAE(image_shape=(3, 32, 32), latent_dim=6, injection=f"down{point}", cond_dim=cond_dim, width=4)
+        m = ResidualVAE(image_shape=(3, 32, 32), latent_dim=6, injection=f"down{point}", condition_dim=condition_dim, width=4)
         with torch.no_grad():  # a visible condition: its projection is large compared with the feature maps
             m.cond_in.weight.mul_(20.0)
         out[point] = m.eval()
