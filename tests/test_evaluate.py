@@ -109,13 +109,19 @@ def test_digits_cvae_small_images(tmp_path):
 
 
 def test_vqvae_with_class_prior(mnist_small, data_root, tmp_path):
+    """A VQ-VAE reconstructs well after a few seconds (SSIM 0.85 measured); its class prior needs minutes to draw
+    recognisable digits, so its samples are judged per class but only their bookkeeping is asserted here."""
     config = {"model": "vqvae", "image_shape": [1, 28, 28], "num_classes": 10, "num_codes": 32, "width": 16,
-              "prior_dim": 32, "prior_layers": 1, "prior_epochs": 1, "prior_max_seconds": 3}
-    _train(config, subset(mnist_small, 2000), tmp_path, 1)
+              "ema": True, "prior_dim": 32, "prior_layers": 1, "prior_epochs": 1, "prior_max_seconds": 3}
+    torch.manual_seed(0)
+    model = build_model(config)
+    fit(model, mnist_small, epochs=2, lr=2e-3, batch_size=64, checkpoint=tmp_path, progress=False,
+        meta={"dataset": mnist_small.name, "class_names": mnist_small.class_names})
     r = evaluate_checkpoint(tmp_path, data_root, n=200, inception=False)
-    assert r["condition"] == "label" and 0.0 <= r["cond_acc_mean"] <= 1.0
-    # 31 steps make a poor VQ-VAE; this checks that evaluate handles the model type, not its quality
-    assert 0.0 < r["recon_ssim"] <= 1.0 and r["sample_cfid"] > r["real_cfid"] >= 0.0
+    assert r["condition"] == "label" and r["recon_ssim"] > 0.7
+    per_class = r["cond_acc_per_class"]  # samples of every class were drawn through the class prior and judged
+    assert len(per_class) == 10 and r["cond_acc_mean"] == pytest.approx(sum(per_class.values()) / 10, abs=1e-3)
+    assert r["sample_cfid"] > r["real_cfid"] >= 0.0
     assert "sampling skipped" not in " ".join(r["notes"])  # the class prior was trained by fit's after_fit
 
 
@@ -193,15 +199,16 @@ def test_clip_cvae_checkpoint_prompt_metrics(data_root, tmp_path):
                     progress=False)
     r = evaluate_checkpoint(tmp_path, data_root, n=120, inception=False)
     assert r["model"] == "clip-cvae" and r["condition"] == "clip"
-    assert 0.0 < r["recon_ssim"] <= 1.0  # each test image conditioned on its own CLIP image embedding
+    assert r["recon_ssim"] > 0.3  # (0.39 measured) each test image conditioned on its own CLIP image embedding
     assert set(r["prompt_acc_per_class"]) == set(load_dataset("digits").class_names)
-    # 84 steps teach a little reconstruction, not yet the text bridge (accuracy ~chance; notebook 05 trains properly)
-    assert 0.0 <= r["prompt_acc_mean"] <= 1.0
+    # 84 steps are enough for the retrieval bridge to draw the prompted digit (measured 0.72-0.81; chance is 0.1),
+    # and for the samples to sit nearer their own prompt than another class's in CLIP's space (0.59 vs 0.16)
+    assert r["prompt_acc_mean"] > 0.5
     assert sum(len(p) for p in r["prompts"].values()) == 40  # the kit's 4 example prompts per digit
-    assert -1.0 <= r["clip_score"] <= 1.0
+    assert r["clip_score"] > r["clip_score_other_class"] + 0.05
     assert r["sample_cfid"] > r["real_cfid"] >= 0.0
     json.dumps(r, allow_nan=False)
-    assert "CLIP score (cosine)" in format_table(r)
+    assert "CLIP score (cosine)" in format_table(r) and "another class's prompt" in format_table(r)
 
     (tmp_path / TINY_FILE).unlink()  # without its CLIP the model is still evaluated, minus the prompt metrics
     bare = evaluate_checkpoint(tmp_path, data_root, n=50, inception=False)

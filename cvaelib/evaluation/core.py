@@ -206,12 +206,17 @@ def _prompt_samples(cond: Conditioning, dataset: str, names: list[str], m: int, 
     out["prompt_acc_mean"] = round(acc["mean"], 4)
     out["prompt_acc_per_class"] = {k: round(v, 4) for k, v in acc["per_class"].items()}
     out["prompts"] = {names[k]: table[k] for k in range(len(names))}
-    distinct = sorted(set(per_sample_prompt))
+    # the reference a CLIP score needs: the same samples against a prompt of the *next* class (a model that ignored
+    # its prompt would score the same on both)
+    other_prompt = [table[(k + 1) % len(names)][0] for k, _, count in jobs for _ in range(count)]
+    distinct = sorted(set(per_sample_prompt) | set(other_prompt))
     txt = cond.text_embeddings(distinct)
     img = None if txt is None else _batched(lambda a: cond.image_embeddings(a), samples)
     if img is not None:  # CLIP score: image and text embeddings from the same CLIP
         row = {t: i for i, t in enumerate(distinct)}
-        out["clip_score"] = round(float(clip_score(img, txt.float().cpu()[[row[t] for t in per_sample_prompt]])), 4)
+        txt = txt.float().cpu()
+        out["clip_score"] = round(float(clip_score(img, txt[[row[t] for t in per_sample_prompt]])), 4)
+        out["clip_score_other_class"] = round(float(clip_score(img, txt[[row[t] for t in other_prompt]])), 4)
     else:
         notes.append("CLIP score skipped: no CLIP embeds both the samples and the prompts")
     return samples

@@ -15,6 +15,7 @@ _ROWS = [  # key, label, format
     ("cond_acc_mean", "conditional accuracy (mean)", "{:.1%}"),
     ("prompt_acc_mean", "prompt accuracy (mean)", "{:.1%}"),
     ("clip_score", "CLIP score (cosine)", "{:.4f}"),
+    ("clip_score_other_class", "  same samples, another class's prompt", "{:.4f}"),
     ("judge_accuracy", "judge's own test accuracy", "{:.1%}"),
 ]
 
