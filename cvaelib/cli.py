@@ -37,8 +37,13 @@ def _train_parser(sub: Any) -> None:
     g.add_argument("--beta", type=positive(float, "--beta", True), default=None,
                    help="KL weight (VQ-VAE: commitment weight); ae has none")
     g.add_argument("--injection", "--cond", dest="injection", default=None,
-                   help="where/how the condition enters: cvae concat|additive|onehot; clip-cvae features|hidden|"
-                   "input; resvae none|input|down3|down4|latent; attr-cvae the same but none")
+                   help="where/how the condition enters: cvae concat|additive|onehot; clip-cvae input|down2|"
+                   "hidden; resvae none|input|down3|down4|decoder; attr-cvae the same but none")
+    g.add_argument("--swap-weight", type=positive(float, "--swap-weight", True), default=None,
+                   help="cvae: weight of the label-swap term that trains the decoder to obey its label (default "
+                   "30; 0 = a plain CVAE without the label critic)")
+    g.add_argument("--prior", default=None, help="cvae: what samples are drawn from: pooled (one mixture fitted to "
+                   "all codes; default), fitted (one per class) or standard (N(0, I))")
     g.add_argument("--width", type=positive(int, "--width"), default=None, help="channels of the first block")
     g.add_argument("--perceptual", type=positive(float, "--perceptual", True), default=None,
                    help="resvae/attr-cvae: weight of the VGG19 perceptual loss (needs VGG19 weights)")

@@ -18,10 +18,11 @@ from cvaelib.device import autocast_dtype, cpu_has_fast_bf16
 
 @pytest.fixture(scope="module")
 def trained(data_root):
-    """A small default-architecture CVAE trained on 3,000 real MNIST digits (prior fitted by ``fit``)."""
+    """A small default-architecture CVAE with a per-class prior, trained on 3,000 real MNIST digits (the prior
+    fitted by ``fit``)."""
     train = subset(load_dataset("mnist", data_root, "train"), 3000, seed=2)
     torch.manual_seed(0)
-    model = ConditionalVAE(train.shape, latent_dim=8, prior_components=3)
+    model = ConditionalVAE(train.shape, latent_dim=8, prior="fitted", prior_components=3, swap_weight=0.0)
     fit(model, train, epochs=2, lr=4e-3, progress=False, seed=0)
     return model.eval(), train
 
@@ -67,7 +68,7 @@ def test_prior_samples_follow_the_mixture(trained):
 
 
 def test_small_and_missing_classes_fall_back_gracefully():
-    model = ConditionalVAE((1, 28, 28), num_classes=3, latent_dim=4, prior_components=10)
+    model = ConditionalVAE((1, 28, 28), num_classes=3, latent_dim=4, prior="fitted", prior_components=10)
     x = torch.rand(40, 1, 28, 28)
     y = torch.tensor([0] * 39 + [1])  # class 0: 39 codes (4 clusters at most, 39 // 8); class 1: one; class 2: none
     model.fit_prior(x, y)
@@ -145,3 +146,17 @@ def test_cosine_schedule_ends_with_the_time_budget(data_root, tmp_path):
     assert history.stopped_by_time and history.epochs < 1000
     lr = load_checkpoint(tmp_path / "checkpoint.pt")["optimizer"]["param_groups"][0]["lr"]
     assert lr < 0.1 * 4e-3, lr  # without the time term it would still be ~4e-3 (a few of 1000 epochs done)
+
+
+def test_pooled_prior_does_not_know_the_class():
+    """``prior="pooled"``: one mixture fitted to the codes of all classes; the class reaches the sample only
+    through the decoder, so the same noise gives the same code whatever the label."""
+    torch.manual_seed(0)
+    model = ConditionalVAE((1, 28, 28), latent_dim=4, prior="pooled", prior_components=3)
+    model.fit_prior(torch.rand(300, 1, 28, 28), torch.arange(300) % 10)
+    assert model.uses_fitted_prior and model.prior_logits.shape == (1, 3)
+    z = {k: model.prior_z(torch.full((50,), k), torch.Generator().manual_seed(0)) for k in (0, 7)}
+    assert torch.equal(z[0], z[7])
+    assert torch.allclose(model.prior_log_prob(z[0], torch.zeros(50)), model.prior_log_prob(z[0], torch.full((50,), 7)))
+    mu = model.embed(torch.rand(300, 1, 28, 28), torch.arange(300) % 10)
+    assert float(model.prior_z(torch.zeros(6000, dtype=torch.long)).std()) == pytest.approx(float(mu.std()), rel=0.3)

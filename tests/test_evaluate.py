@@ -85,6 +85,8 @@ def test_cvae_conditional_accuracy_per_class(results):
     assert r["cond_acc_mean"] > 0.2  # well above chance (0.1) after a few seconds
     assert r["judge_accuracy"] > 0.97
     assert "cond_acc_mean" not in results["vae"] and "cond_acc_mean" not in results["ae"]
+    # the default CVAE's decoder follows its label: test digits re-decoded with another class look like that class
+    assert r["label_swap_acc"] > 0.5, r["label_swap_acc"]
 
 
 def test_format_table_lists_the_numbers(results):
@@ -103,7 +105,7 @@ def test_digits_cvae_small_images(tmp_path):
     r = evaluate_checkpoint(tmp_path, n=1000, inception=False)
     assert r["dataset"] == "digits" and r["n"] == len(load_dataset("digits", split="test")) == 360  # capped
     assert r["ssim_window"] == 7 and 0 < r["recon_ssim"] <= 1
-    assert "7x7 window" in format_table(r)
+    assert "7x7 window" in format_table(r) and "label swap" in format_table(r)
     assert any("capped" in note for note in r["notes"])
     assert 0.0 <= r["cond_acc_mean"] <= 1.0
 
@@ -123,6 +125,7 @@ def test_vqvae_with_class_prior(mnist_small, data_root, tmp_path):
     assert len(per_class) == 10 and r["cond_acc_mean"] == pytest.approx(sum(per_class.values()) / 10, abs=1e-3)
     assert r["sample_cfid"] > r["real_cfid"] >= 0.0
     assert "sampling skipped" not in " ".join(r["notes"])  # the class prior was trained by fit's after_fit
+    assert "label_swap_acc" not in r  # its decoder never reads the class: a label swap would mean nothing
 
 
 class _PromptCVAE(GenerativeModel):

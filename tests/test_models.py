@@ -167,3 +167,56 @@ def test_option_names_and_injection_points_of_earlier_versions_still_build():
         assert any(issubclass(w.category, DeprecationWarning) for w in caught)
     assert ClipConditionalVAE().config["injection"] == "down2"
     assert set(ResidualVAE.option_choices["injection"]) & set(ClipConditionalVAE.option_choices["injection"]) == {"input"}
+
+
+def test_default_cvae_decoder_follows_its_label():
+    """The label-swap term makes the decoder obey: bundled digits, 100 epochs (~3 s each), test digits re-decoded with
+    another class.  Measured: the judge sees the new class in 45 % of swaps without the term (z holds the class) and
+    92 % with the default term."""
+    from cvaelib.classifier import get_classifier, predict
+    from cvaelib.metrics import label_swap
+
+    train, test = load_dataset("digits", split="train"), load_dataset("digits", split="test")
+    judge = get_classifier("digits")
+    rates = {}
+    for weight in (0.0, None):  # None: the model's default
+        torch.manual_seed(0)
+        model = ConditionalVAE(train.shape, **({} if weight is None else {"swap_weight": weight}))
+        fit(model, train, epochs=100, batch_size=model.recommended_batch_size, lr=model.recommended_lr,
+            lr_schedule="cosine", progress=False, seed=0)
+        swapped, new = label_swap(model.eval(), test.float_images(), test.labels)
+        rates[model.swap_weight] = float((predict(judge, swapped) == new).float().mean())
+    without, with_term = rates[0.0], max(rates.values())
+    assert with_term >= 0.8 and with_term >= without + 0.3, rates
+
+
+def test_label_swap_terms_train_separate_parts():
+    """The critic learns only from real images; the swap term trains the model only, never the critic."""
+    torch.manual_seed(0)
+    model = ConditionalVAE((1, 28, 28), latent_dim=8)
+    x, c = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    terms = model.loss(x, c)
+    assert {"loss", "recon", "kl", "critic", "swap"} <= set(terms)
+    critic_params = set(model.critic.parameters())
+    grads = torch.autograd.grad(terms["swap"], list(model.parameters()), allow_unused=True)
+    assert all(g is None for p, g in zip(model.parameters(), grads) if p in critic_params)
+    assert any(g is not None and g.abs().sum() > 0 for p, g in zip(model.parameters(), grads)
+               if p not in critic_params)
+    grads = torch.autograd.grad(terms["critic"], list(model.parameters()), allow_unused=True)
+    assert all((g is None) == (p not in critic_params) for p, g in zip(model.parameters(), grads))
+    total = terms["recon"] + model.beta * terms["kl"] + terms["critic"] + model.swap_weight * terms["swap"]
+    assert torch.isclose(terms["loss"], total)
+
+
+def test_classic_cvae_is_buildable_and_old_checkpoints_load(tmp_path):
+    """``swap_weight=0`` is the textbook CVAE (no critic, ELBO terms only); weights saved before the critic existed
+    load into today's default (the critic is a training aid and starts fresh)."""
+    classic = ConditionalVAE((1, 28, 28), beta=1.0, prior="standard", swap_weight=0.0)
+    assert classic.critic is None
+    with torch.no_grad():
+        assert set(classic.loss(torch.rand(4, 1, 28, 28), torch.arange(4))) == {"loss", "recon", "kl"}
+    default = ConditionalVAE((1, 28, 28))
+    old = {k: v for k, v in default.state_dict().items() if not k.startswith("critic.")}
+    save_checkpoint(tmp_path / "old.pt", {"config": default.config, "state_dict": old})
+    loaded = load_model(tmp_path / "old.pt")
+    assert torch.equal(loaded.decoder.net[0].weight, default.decoder.net[0].weight)

@@ -6,7 +6,8 @@ What is measured depends on the model's condition kind, asked of its :mod:`cvael
 every model             reconstruction MSE, PSNR and SSIM on ``n`` held-out images (posterior mean decoded, each
                         image with its own condition)
 unconditional           classifier-FID of ``n`` prior samples vs ``n`` test images
-label (CVAE, VQ-VAE)    the same for class-balanced samples, plus conditional accuracy per class and its mean
+label (CVAE, VQ-VAE)    the same for class-balanced samples, plus conditional accuracy per class and its mean, and
+                        the label-swap rate (test images re-decoded with another class, judged as the new one)
 autoencoder             classifier-FID of decoded N(0, I) codes: an AE's codes are no distribution, so it is bad
 clip on MNIST/Fashion   prompt accuracy per class for prompts naming a class, and CLIP score (the model's CLIP)
 attributes, clip else   samples conditioned on the test images' own conditions (attributes, CLIP embeddings)
@@ -134,6 +135,11 @@ def evaluate_model(model: Any, dataset: str, data_root: str | os.PathLike | None
 
         judge = get_classifier(dataset, data_root).to(device)
         out["judge_accuracy"] = round(float((predict(judge, x) == test.labels).float().mean()), 4)
+        if kind == "label" and cond_x is not None and model.reconstruction_needs_condition:
+            from ..metrics import conditional_accuracy, label_swap
+
+            swapped, new = label_swap(model, x, test.labels, seed=seed, batch_size=batch_size)
+            out["label_swap_acc"] = round(conditional_accuracy(predict(judge, swapped), new)["overall"], 4)
     samples: Tensor | None = None
     try:
         samples = _samples(cond, m, names, dataset, cond_x, judge, out, notes, seed)

@@ -13,6 +13,7 @@ _ROWS = [  # key, label, format
     ("sample_fid", "Inception FID samples vs test", "{:.2f}"),
     ("real_fid", "Inception FID real train vs test", "{:.2f}"),
     ("cond_acc_mean", "conditional accuracy (mean)", "{:.1%}"),
+    ("label_swap_acc", "label swap: judged as the new class", "{:.1%}"),
     ("prompt_acc_mean", "prompt accuracy (mean)", "{:.1%}"),
     ("clip_score", "CLIP score (cosine)", "{:.4f}"),
     ("clip_score_other_class", "  same samples, another class's prompt", "{:.4f}"),

@@ -3,6 +3,9 @@
 * :func:`conditional_accuracy`: generate images for class ``k`` and ask the kit's independent classifier
   (:mod:`cvaelib.classifier`) what it sees; the fraction judged ``k`` is the model's conditional accuracy.  A model
   that ignores its label scores chance (10 % for ten classes), a perfect one scores the classifier's own accuracy.
+* :func:`label_swap`: encode test images with their own class and decode the codes with another class; the share the
+  classifier judges as the *new* class (the label-swap rate) says whether the decoder follows its label or reads the
+  class from the code.  Class-correct samples alone cannot say it: a per-class sampling prior can pick the class.
 * :func:`clip_score`: the cosine between each prompt's CLIP text embedding and the CLIP image embedding of the image
   generated for it (Hessel et al. 2021, "CLIPScore"; reported here as the raw mean cosine, without their 2.5 weight).
 """
@@ -15,7 +18,7 @@ from torch import Tensor, nn
 
 from ..errors import KitError
 
-__all__ = ["balanced_labels", "clip_score", "conditional_accuracy", "sample_per_class"]
+__all__ = ["balanced_labels", "clip_score", "conditional_accuracy", "label_swap", "sample_per_class"]
 
 
 def balanced_labels(n: int, num_classes: int) -> Tensor:
@@ -59,6 +62,26 @@ def sample_per_class(model: nn.Module, n: int, num_classes: int, seed: int = 0,
     gen = torch.Generator().manual_seed(seed)  # a CPU generator: the same samples on CPU and GPU
     out = [model.sample(len(c), c.to(device), generator=gen).float().cpu() for c in labels.split(batch_size)]
     return torch.cat(out), labels
+
+
+@torch.no_grad()
+def label_swap(model: nn.Module, images: Tensor, labels: Tensor, seed: int = 0,
+               batch_size: int = 500) -> tuple[Tensor, Tensor]:
+    """Each image re-decoded with a random *other* class: ``(swapped images [N,C,H,W] cpu, new labels [N])``.
+
+    Each image is encoded with its own label (posterior mean) and decoded with a label drawn uniformly from the
+    ``num_classes - 1`` others (seeded).  Judge the result with :func:`conditional_accuracy` against the new labels.
+    """
+    k = int(model.num_classes)
+    if k < 2:
+        raise KitError(f"a label swap needs at least 2 classes, the model has {k}")
+    labels = labels.long().cpu()
+    gen = torch.Generator().manual_seed(seed)
+    new = (labels + torch.randint(1, k, labels.shape, generator=gen)) % k
+    device = next(model.parameters()).device
+    out = [model.reconstruct(x.to(device).float(), c.to(device), decode_c=c2.to(device)).float().cpu()
+           for x, c, c2 in zip(images.split(batch_size), labels.split(batch_size), new.split(batch_size))]
+    return torch.cat(out), new
 
 
 def clip_score(image_embeddings: Tensor, text_embeddings: Tensor, reduction: str = "mean") -> Tensor:

@@ -8,16 +8,25 @@ Three ways to inject the condition, chosen by ``injection``:
 * ``"onehot"``  - the one-hot vector is concatenated (Sohn et al. 2015, "Learning Structured Output
   Representation using Deep Conditional Generative Models").
 
-Since the decoder sees the class, z only *has* to hold what the class does not say: the style.  With a small
-``beta`` it holds the class as well (decode a code with another label and the class mostly stays), so samples are
-drawn per class from where that class's codes live:
+Since the decoder sees the class, z only *has* to hold what the class does not say: the style.  Nothing stops it from
+holding the class as well, and with a small ``beta`` (sharp reconstructions) it does: the decoder then reads the
+class from z and ignores its label (encode a shirt, decode it as "sneaker": out comes a shirt).  So the default
+model is trained to obey its label (``swap_weight > 0``): every training code is also decoded with a random other
+label, and a small label critic, trained next to it on real images only, must recognise the new label in the result
+(:mod:`cvaelib.models.label_critic`; lesson 03, section 6, builds it and shows why the naive fixes fail).
 
-With ``prior="standard"`` samples decode z ~ N(0, I).  With ``prior="fitted"`` (the default) the model instead samples
-from a per-class Gaussian mixture fitted to the posterior means of the training images after training: "ex-post
-density estimation" (Ghosh et al. 2020, "From Variational to Deterministic Autoencoders",
-https://arxiv.org/abs/1903.12436).  Each class's codes are split by k-means into up to ``prior_components`` clusters
-and each cluster gets a full-covariance Gaussian.  This lets a low beta buy sharp reconstructions without sending
-samples into regions the decoder never saw.
+Samples decode codes from a sampling prior, chosen by ``prior``:
+
+* ``"pooled"`` (the default) - one Gaussian mixture fitted to the posterior means of *all* training images after
+  training, the same for every class: the class of a sample comes from its label alone.  "Ex-post density
+  estimation" (Ghosh et al. 2020, "From Variational to Deterministic Autoencoders", https://arxiv.org/abs/1903.12436):
+  with a low beta the codes do not fill N(0, I), and decoding codes from where codes really are keeps samples sharp.
+* ``"fitted"`` - one such mixture per class, fitted to that class's codes.  Samples are then class-correct even when
+  the decoder ignores its label (the prior picks the class), which is what lesson 03 warns about.
+* ``"standard"`` - z ~ N(0, I), the classic CVAE (use with ``beta`` near 1).
+
+Each mixture splits the codes by k-means into up to ``prior_components`` clusters and gives each a full-covariance
+Gaussian.
 """
 
 from __future__ import annotations
@@ -30,14 +39,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..losses import bernoulli_nll, gaussian_kl, reparameterize
 from .base import GenerativeModel
 from .blocks import ConvDecoder, ConvEncoder, MLPDecoder
+from .label_critic import LabelCritic
 
 if TYPE_CHECKING:
     from ..data import ImageData
 
 INJECTIONS = ("concat", "additive", "onehot")
-PRIORS = ("standard", "fitted")
+PRIORS = ("standard", "pooled", "fitted")
 DECODERS = ("mlp", "conv")
 #: codes per class the fitted prior is estimated from (a random subset beyond that)
 MAX_PRIOR_POINTS = 20_000
@@ -67,10 +78,9 @@ class ConditionalVAE(GenerativeModel):
 
     Defaults, measured on a 2-core CPU (``python -m cvaelib train``, batch 256): a 16-wide conv encoder whose
     features feed mu and log-variance directly (``hidden=0``), one hidden decoder layer of 1,024 units, z of 96 with
-    a low ``beta`` (0.02) give Fashion-MNIST test SSIM 0.84 after 10 epochs (the article's recipe: 0.67) while
-    training ~4.5x faster than that recipe; sampling from the fitted per-class mixture keeps ~87-90 % of Fashion
-    samples and ~97-98 % of MNIST samples (60 s of training) class-correct for independent judges (under half
-    with N(0, I) at this beta).
+    a low ``beta`` (0.02), a label critic with ``swap_weight`` 30 and the pooled prior.  See README's measured
+    tables for what it reaches (Fashion-MNIST, 10 epochs: test SSIM ~0.84, ~95 % of label swaps and of samples
+    judged as the asked class by an independent CNN).
 
     Args:
         latent_dim: size of z (default: 96, or a quarter of the pixels for small images: 16 for 8x8 digits).
@@ -80,13 +90,20 @@ class ConditionalVAE(GenerativeModel):
         hidden: units of a fully connected layer after the encoder's convolutions (0 = none).
         decoder: ``"mlp"`` (``decoder_layers`` hidden layers of ``decoder_hidden`` units -> pixels) or ``"conv"``
             (transposed convolutions mirroring the encoder, the article's design).
-        prior: ``"fitted"`` (per-class mixture fitted after training) or ``"standard"`` (N(0, I)).
-        prior_components: mixture components (k-means clusters) per class, fewer when a class has few images.
+        prior: ``"pooled"`` (one mixture fitted to all codes after training), ``"fitted"`` (one per class) or
+            ``"standard"`` (N(0, I)).
+        prior_components: mixture components (k-means clusters) per mixture, fewer when there are few images.
+        swap_weight: weight of the label-swap term (0 = a plain CVAE with no critic).
+        critic_width, critic_shift, critic_noise, critic_realism: the label critic's first-layer channels, the
+            largest random shift (pixels) and the pixel-noise level of its training views, and whether it also
+            learns to spot decoded images (:class:`LabelCritic`).
+        swap_fraction: share of each batch that is swapped and shown to the critic (the critic's passes cost more
+            than the CVAE's own; an eighth of the batch keeps training ~3x faster than the article's recipe).
     """
 
     name = "cvae"
     condition_kind = "label"
-    option_choices = {"injection": INJECTIONS}
+    option_choices = {"injection": INJECTIONS, "prior": PRIORS, "decoder": DECODERS}
     #: Adam learning rate for :func:`cvaelib.train.fit` with ``lr_schedule="cosine"`` (Fashion-MNIST, 10 epochs:
     #: 4e-3 and 6e-3 tie, 8e-3 is worse)
     recommended_lr = 4e-3
@@ -97,7 +114,9 @@ class ConditionalVAE(GenerativeModel):
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
                  latent_dim: int | None = None, injection: str = "concat", embed_dim: int = 16, width: int = 16,
                  hidden: int = 0, decoder: str = "mlp", decoder_hidden: int = 1024, decoder_layers: int = 1,
-                 beta: float = 0.02, prior: str = "fitted", prior_components: int = 30, **extra: Any) -> None:
+                 beta: float = 0.02, prior: str = "pooled", prior_components: int = 30, swap_weight: float = 10.0,
+                 critic_width: int = 16, critic_shift: int = 2, critic_noise: float = 0.2,
+                 critic_realism: bool = True, swap_fraction: float = 0.125, **extra: Any) -> None:
         self.check_choices({"injection": injection})
         if latent_dim is None:  # at most a quarter of the pixels (digits, 400 epochs: 99.2 % class-correct samples
             latent_dim = min(96, image_shape[1] * image_shape[2] // 4)  # with z 16, 96.7 % with 64, 92.8 % with 96)
@@ -107,13 +126,19 @@ class ConditionalVAE(GenerativeModel):
             raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
         if prior_components < 1:
             raise ValueError(f"prior_components must be >= 1, got {prior_components}")
+        if swap_weight < 0:
+            raise ValueError(f"swap_weight must be >= 0, got {swap_weight}")
+        if not 0 < swap_fraction <= 1:
+            raise ValueError(f"swap_fraction must be in (0, 1], got {swap_fraction}")
         super().__init__({"image_shape": list(image_shape), "num_classes": num_classes, "latent_dim": latent_dim,
                           "injection": injection, "embed_dim": embed_dim, "width": width, "hidden": hidden,
                           "decoder": decoder, "decoder_hidden": decoder_hidden, "decoder_layers": decoder_layers,
-                          "beta": beta, "prior": prior, "prior_components": prior_components, **extra})
-        # The fitted prior, per class k and component m (buffers, so checkpoints carry them); unused components
-        # keep a log-weight of -inf.
-        k, m, d = num_classes, prior_components, latent_dim
+                          "beta": beta, "prior": prior, "prior_components": prior_components,
+                          "swap_weight": swap_weight, "critic_width": critic_width, "critic_shift": critic_shift,
+                          "critic_noise": critic_noise, "critic_realism": critic_realism, "swap_fraction": swap_fraction, **extra})
+        # The fitted prior, per class (k rows) or one for all classes ("pooled": one row), and component m (buffers,
+        # so checkpoints carry them); unused components keep a log-weight of -inf.
+        k, m, d = (1 if prior == "pooled" else num_classes), prior_components, latent_dim
         self.register_buffer("prior_logits", torch.full((k, m), float("-inf")).index_fill_(1, torch.tensor([0]), 0.0))
         self.register_buffer("prior_mean", torch.zeros(k, m, d))
         self.register_buffer("prior_scale_tril", torch.eye(d).repeat(k, m, 1, 1))
@@ -137,6 +162,46 @@ class ConditionalVAE(GenerativeModel):
             self.decoder = MLPDecoder(latent_dim + cdim, ch, (h, w), decoder_hidden, decoder_layers)
         else:
             self.decoder = ConvDecoder(latent_dim + cdim, ch, (h, w), width, hidden or 256)
+        self.swap_weight = float(swap_weight)
+        self.critic = (LabelCritic(ch, num_classes, (h, w), critic_width, critic_shift, critic_noise,
+                                   critic_realism)
+                       if swap_weight > 0 else None)
+        self._register_load_state_dict_pre_hook(self._keep_fresh_critic)
+
+    def _keep_fresh_critic(self, state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
+        """A checkpoint written without critic weights loads with this model's untrained critic: the critic only
+        matters while training, and nothing the model generates depends on it."""
+        if self.critic is not None and not any(key.startswith(prefix + "critic.") for key in state_dict):
+            for name, value in self.critic.state_dict().items():
+                state_dict[f"{prefix}critic.{name}"] = value
+
+    def loss(self, x: Tensor, c: Tensor | None = None) -> dict[str, Tensor]:
+        """Negative ELBO (``recon + beta * kl``) plus, with ``swap_weight > 0``, the label-swap terms.
+
+        ``swap``: the codes of the first ``swap_fraction`` of the batch (batches are shuffled) are decoded once more
+        with a random *other* label, and the label critic's cross-entropy for the asked label is added with weight
+        ``swap_weight`` (the decoder must follow its label); ``critic``: the critic's own cross-entropy on real
+        images (and, with ``critic_realism``, on the swapped and reconstructed ones: :class:`LabelCritic`).
+        Gradients keep the two apart (:meth:`LabelCritic.terms`), so one optimiser step trains both.
+        """
+        self.check_condition(c, x.shape[0])
+        mu, logvar = self.encode(x, c)
+        z = reparameterize(mu, logvar)
+        if self.critic is None:
+            logits = self.decode(z, c)
+        else:  # the first part of each (shuffled) batch, decoded once more with another label, in the same pass
+            n = max(1, round(self.config["swap_fraction"] * len(c)))
+            own = c[:n].long()
+            other = (own + torch.randint(1, self.num_classes, own.shape, device=c.device)) % self.num_classes
+            logits, swapped = self.decode(torch.cat([z, z[:n]]), torch.cat([c.long(), other])).split([len(c), n])
+        recon = bernoulli_nll(logits, x)
+        kl = gaussian_kl(mu, logvar)
+        terms = {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
+        if self.critic is not None:
+            critic, swap = self.critic.terms(x[:n], own, torch.sigmoid(swapped), other, torch.sigmoid(logits[:n]))
+            terms["loss"] = terms["loss"] + critic + self.swap_weight * swap
+            terms.update(critic=critic, swap=swap)
+        return terms
 
     def encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_condition(c, x.shape[0])
@@ -167,9 +232,10 @@ class ConditionalVAE(GenerativeModel):
     # --- the fitted prior -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def fit_prior(self, images: Tensor, labels: Tensor, batch_size: int = 1024, seed: int = 0) -> None:
-        """Fit the per-class Gaussian mixture over posterior means used by ``prior="fitted"`` sampling.
+        """Fit the Gaussian mixture over posterior means that ``prior="pooled"`` (one for all classes) or
+        ``prior="fitted"`` (one per class) samples from.
 
-        Each class's codes are split into clusters by k-means (scikit-learn's ``KMeans``), and each cluster gets a
+        Each class's codes (or all codes, pooled) are split into clusters by k-means (scikit-learn's ``KMeans``), and each cluster gets a
         full-covariance Gaussian with a weight proportional to its size: a mixture fitted by hard assignments.
         A class gets ``prior_components`` clusters, or fewer so that clusters hold ``2 * latent_dim`` codes on
         average (a covariance needs more points than dimensions); a cluster left with no more codes than
@@ -189,8 +255,9 @@ class ConditionalVAE(GenerativeModel):
         labels = labels.cpu().numpy()
         max_m, d = self.config["prior_components"], self.latent_dim
         rng = np.random.default_rng(seed)
-        for k in range(self.num_classes):
-            zk = mus[labels == k]
+        pooled = self.config["prior"] == "pooled"
+        for k in range(len(self.prior_logits)):  # one row per class, or one row for all codes ("pooled")
+            zk = mus if pooled else mus[labels == k]
             if len(zk) > MAX_PRIOR_POINTS:
                 zk = zk[rng.choice(len(zk), MAX_PRIOR_POINTS, replace=False)]
             if len(zk) < 2:
@@ -213,13 +280,23 @@ class ConditionalVAE(GenerativeModel):
 
     def after_fit(self, train: "ImageData", *, max_seconds: float | None = None, progress: bool = False) -> None:
         """Called by :func:`cvaelib.train.fit` when training ends: fit the sampling prior if asked for."""
-        if self.config["prior"] == "fitted":
+        if self.config["prior"] in ("fitted", "pooled"):
             self.fit_prior(train.float_images(), train.conditions)
 
     @property
+    def after_fit_share(self) -> float:  # type: ignore[override]
+        """Share of a ``max_seconds`` budget kept for fitting the sampling prior (k-means: ~3 s on MNIST)."""
+        return 0.0 if self.config["prior"] == "standard" else 0.05
+
+    def _prior_row(self, c: Tensor) -> Tensor:
+        """Which row of the prior buffers serves class ``c``: its own, or the single pooled one."""
+        c = c.long()
+        return torch.zeros_like(c) if len(self.prior_logits) == 1 else c
+
+    @property
     def uses_fitted_prior(self) -> bool:
-        """True when samples come from the fitted per-class mixture (``prior="fitted"`` and fitted)."""
-        return self.config["prior"] == "fitted" and bool(self.prior_is_fitted)
+        """True when samples come from a fitted mixture (``prior`` "pooled" or "fitted", and fitted)."""
+        return self.config["prior"] in ("fitted", "pooled") and bool(self.prior_is_fitted)
 
     def sample_latent(self, n: int, c: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Codes for classes ``c`` from the sampling prior (:meth:`prior_z`)."""
@@ -237,7 +314,7 @@ class ConditionalVAE(GenerativeModel):
         eps = torch.randn(len(c), self.latent_dim, generator=generator, device=gdev).to(device)
         if not self.uses_fitted_prior:
             return eps
-        c = c.to(device).long()
+        c = self._prior_row(c.to(device))
         weights = torch.softmax(self.prior_logits[c], dim=1).to(gdev)
         comp = torch.multinomial(weights, 1, generator=generator).squeeze(1).to(device)
         return self.prior_mean[c, comp] + torch.einsum("nij,nj->ni", self.prior_scale_tril[c, comp], eps)
@@ -246,7 +323,7 @@ class ConditionalVAE(GenerativeModel):
         """log p(z | c) under the sampling prior, per row (differentiable in ``z``; used by guided sampling)."""
         if not self.uses_fitted_prior:
             return -0.5 * z.pow(2).sum(1) - 0.5 * self.latent_dim * math.log(2 * math.pi)
-        c = c.to(z.device).long()
+        c = self._prior_row(c.to(z.device))
         mean, tril = self.prior_mean[c].to(z.dtype), self.prior_scale_tril[c].to(z.dtype)  # [n, M, D], [n, M, D, D]
         diff = (z[:, None, :] - mean).unsqueeze(-1)
         w = torch.linalg.solve_triangular(tril, diff, upper=False).squeeze(-1)

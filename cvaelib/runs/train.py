@@ -20,7 +20,8 @@ from ..errors import KitError
 
 #: CLI flag of each model option ``train`` passes on (the model's constructor decides whether it takes it)
 MODEL_FLAGS = {"latent_dim": "--latent-dim", "beta": "--beta", "injection": "--injection", "width": "--width",
-               "perceptual": "--perceptual", "condition_noise": "--condition-noise", "clip": "--clip"}
+               "perceptual": "--perceptual", "condition_noise": "--condition-noise", "clip": "--clip",
+               "swap_weight": "--swap-weight", "prior": "--prior"}
 
 
 @dataclass
@@ -95,7 +96,7 @@ def train_model(model: str, dataset: str, out: str | os.PathLike, data_root: str
                 epochs: int = 10, max_seconds: float | None = None, latent_dim: int | None = None,
                 beta: float | None = None, injection: str | None = None, width: int | None = None,
                 perceptual: float | None = None, condition_noise: float | None = None, clip: str | None = None,
-                tiny_seconds: float | None = None, image_size: int | None = None, limit: int | None = None,
+                swap_weight: float | None = None, prior: str | None = None, tiny_seconds: float | None = None, image_size: int | None = None, limit: int | None = None,
                 batch_size: int | None = None, lr: float | None = None, lr_schedule: str | None = None,
                 precision: str = "auto", seed: int = 0, every: int = 1, resume: bool = False,
                 device: str | None = None, download: bool = False, quiet: bool = False) -> TrainRun:
@@ -110,7 +111,8 @@ def train_model(model: str, dataset: str, out: str | os.PathLike, data_root: str
 
     cls = model_class(model)
     given = {k: v for k, v in dict(latent_dim=latent_dim, beta=beta, injection=injection, width=width,
-                                   perceptual=perceptual, condition_noise=condition_noise, clip=clip).items()
+                                   perceptual=perceptual, condition_noise=condition_noise, clip=clip,
+                                   swap_weight=swap_weight, prior=prior).items()
              if v is not None}
     _check_options(model, cls, given)
     cls.check_choices(given)
