@@ -286,8 +286,9 @@ show(cvaelib.show_grid(torch.cat([r.images for r in decoder_rows.values()]), nco
 # With a trained decoder the three settings end alike: the decoder can only draw digits, so there is no pixel
 # pattern left for the optimiser to hide in, and at this scale neither the augmentations nor the prior term is what
 # keeps the images honest.  They matter where the decoder is loose - the pixels above, or the large, general decoders
-# of VQGAN+CLIP.  (The start matters too: this CVAE starts from its fitted prior for the chosen class, already a
-# seven; guidance then polishes what CLIP likes.)
+# of VQGAN+CLIP.  (The start matters too: this CVAE starts from codes of its fitted prior decoded with the chosen
+# class - its decoder obeys the label, lesson 03 - so the start is already a seven; guidance then polishes what CLIP
+# likes.)
 #
 # ## 4. Several prompts, with weights
 # VQGAN+CLIP (Crowson et al. 2022, and the kit's sources) steers with a *list* of prompts `text:weight`: positive
