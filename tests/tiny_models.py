@@ -33,7 +33,7 @@ SETTINGS = {
     # (at z 8 and beta 1 all eight stay in use)
     "vae-beta4": {"model": "vae", "latent_dim": 16, "width": 16, "hidden": 128, "beta": 4.0},
     "cvae": {"model": "cvae", "latent_dim": 8, "width": 16, "hidden": 128, "num_classes": 10, "injection": "concat",
-             "embed_dim": 16, "decoder": "conv", "beta": 1.0, "prior": "standard"},
+             "embed_dim": 16, "decoder": "conv", "beta": 1.0, "prior": "standard", "swap_weight": 0.0},
 }
 #: the TinyCLIP of every CLIP test and of lessons 05 and 08 (SMOKE runs load it from the cache): the kit's standard
 #: 300 steps (~85 s of one CPU core when the cache is cold; zero-shot ~98 % on MNIST)
