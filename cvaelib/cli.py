@@ -41,7 +41,7 @@ def _train_parser(sub: Any) -> None:
                    "hidden; resvae none|input|down3|down4|decoder; attr-cvae the same but none")
     g.add_argument("--swap-weight", type=positive(float, "--swap-weight", True), default=None,
                    help="cvae: weight of the label-swap term that trains the decoder to obey its label (default "
-                   "30; 0 = a plain CVAE without the label critic)")
+                   "10; 0 = a plain CVAE without the label critic)")
     g.add_argument("--prior", default=None, help="cvae: what samples are drawn from: pooled (one mixture fitted to "
                    "all codes; default), fitted (one per class) or standard (N(0, I))")
     g.add_argument("--width", type=positive(int, "--width"), default=None, help="channels of the first block")

@@ -10,10 +10,10 @@ Three ways to inject the condition, chosen by ``injection``:
 
 Since the decoder sees the class, z only *has* to hold what the class does not say: the style.  Nothing stops it from
 holding the class as well, and with a small ``beta`` (sharp reconstructions) it does: the decoder then reads the
-class from z and ignores its label (encode a shirt, decode it as "sneaker": out comes a shirt).  So the default
-model is trained to obey its label (``swap_weight > 0``): every training code is also decoded with a random other
-label, and a small label critic, trained next to it on real images only, must recognise the new label in the result
-(:mod:`cvaelib.models.label_critic`; lesson 03, section 6, builds it and shows why the naive fixes fail).
+class from z and ignores its label (encode a shirt, decode it as "sneaker": out comes a shirt).  So the default model
+is trained to obey its label (``swap_weight > 0``): training codes (an eighth of each batch) are also decoded with a
+random other label, and a small label critic, trained next to it on real images only, must recognise the new label in
+the result (:mod:`cvaelib.models.label_critic`; lesson 03, section 6, builds it and shows why the naive fixes fail).
 
 Samples decode codes from a sampling prior, chosen by ``prior``:
 
@@ -78,7 +78,7 @@ class ConditionalVAE(GenerativeModel):
 
     Defaults, measured on a 2-core CPU (``python -m cvaelib train``, batch 256): a 16-wide conv encoder whose
     features feed mu and log-variance directly (``hidden=0``), one hidden decoder layer of 1,024 units, z of 96 with
-    a low ``beta`` (0.02), a label critic with ``swap_weight`` 30 and the pooled prior.  See README's measured
+    a low ``beta`` (0.02), a label critic with ``swap_weight`` 10 and the pooled prior.  See README's measured
     tables for what it reaches (Fashion-MNIST, 10 epochs: test SSIM ~0.82, ~95 % of label swaps and of samples
     judged as the asked class by an independent CNN; ~4x the article's training throughput).
 
@@ -137,7 +137,8 @@ class ConditionalVAE(GenerativeModel):
                           "decoder": decoder, "decoder_hidden": decoder_hidden, "decoder_layers": decoder_layers,
                           "beta": beta, "prior": prior, "prior_components": prior_components,
                           "swap_weight": swap_weight, "critic_width": critic_width, "critic_shift": critic_shift,
-                          "critic_noise": critic_noise, "critic_realism": critic_realism, "swap_fraction": swap_fraction, **extra})
+                          "critic_noise": critic_noise, "critic_realism": critic_realism,
+                          "swap_fraction": swap_fraction, **extra})
         # The fitted prior, per class (k rows) or one for all classes ("pooled": one row), and component m (buffers,
         # so checkpoints carry them); unused components keep a log-weight of -inf.
         k, m, d = (1 if prior == "pooled" else num_classes), prior_components, latent_dim
@@ -237,10 +238,10 @@ class ConditionalVAE(GenerativeModel):
         """Fit the Gaussian mixture over posterior means that ``prior="pooled"`` (one for all classes) or
         ``prior="fitted"`` (one per class) samples from.
 
-        Each class's codes (or all codes, pooled) are split into clusters by k-means (scikit-learn's ``KMeans``), and each cluster gets a
-        full-covariance Gaussian with a weight proportional to its size: a mixture fitted by hard assignments.
-        A class gets ``prior_components`` clusters, or fewer so that clusters hold ``2 * latent_dim`` codes on
-        average (a covariance needs more points than dimensions); a cluster left with no more codes than
+        Each class's codes (or all codes, pooled) are split into clusters by k-means (scikit-learn's ``KMeans``), and
+        each cluster gets a full-covariance Gaussian with a weight proportional to its size: a mixture fitted by hard
+        assignments. A class gets ``prior_components`` clusters, or fewer so that clusters hold ``2 * latent_dim``
+        codes on average (a covariance needs more points than dimensions); a cluster left with no more codes than
         dimensions is merged into its nearest neighbour; a class with too few codes for clusters gets one Gaussian
         (shrunk towards its diagonal), a class absent from the data keeps N(0, I).
 

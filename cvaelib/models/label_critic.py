@@ -4,13 +4,14 @@ Why a CVAE needs one.  The ELBO lets the code z skip what the label already says
 again.  With a small KL weight (the sharp reconstructions of the kit's default) writing the class into z costs a few
 nats, so the encoder does, and the decoder learns to read the class from z and ignore its label: encode a shirt,
 decode it as "sneaker", and out comes a shirt.  The label-swap term asks for the behaviour the lesson promises
-instead of hoping for it: decode training codes once more with a *random other* label (the CVAE's
-``swap_fraction`` of each batch), and ask this critic whether the result shows that label.  Only the decoder (and encoder) learn from that answer; the critic itself learns
-from real training images alone, so it can only be pleased by images that look like the asked class.  This is the
-auxiliary-classifier idea of AC-GAN (Odena et al. 2017, https://arxiv.org/abs/1610.09585) and CVAE-GAN (Bao et al.
-2017, https://arxiv.org/abs/1703.10155: a classifier trained on real images whose loss is applied to the generator's
-images).  With ``realism`` the critic also gets AC-GAN's second question, "did the decoder make this?", so that
-only swaps that pass as real members of the asked class please it; the reconstruction term keeps the images sharp.
+instead of hoping for it: decode training codes once more with a *random other* label (the CVAE's ``swap_fraction``
+of each batch), and ask this critic whether the result shows that label.  Only the decoder (and encoder) learn from
+that answer; the critic itself learns from real training images alone, so it can only be pleased by images that look
+like the asked class.  This is the auxiliary-classifier idea of AC-GAN (Odena et al. 2017,
+https://arxiv.org/abs/1610.09585) and CVAE-GAN (Bao et al. 2017, https://arxiv.org/abs/1703.10155: a classifier
+trained on real images whose loss is applied to the generator's images).  With ``realism`` the critic also gets
+AC-GAN's second question, "did the decoder make this?", so that only swaps that pass as real members of the asked
+class please it; the reconstruction term keeps the images sharp.
 
 One detail makes the critic hard to fool with faint, critic-specific patterns instead of a real change of class:
 each step shows the critic's real and swapped inputs through the same random shift and pixel noise, so only changes
