@@ -346,7 +346,8 @@ def _after_fit(model: GenerativeModel, train: ImageData, history: History, max_s
         budget = max(max_seconds - (time.perf_counter() - t_call), 0.5 * share * max_seconds)
         history.budget[model.after_fit_phase] = round(budget, 3)
         if share > 0 and not quiet:
-            print(f"{model.after_fit_phase}: {budget:.0f} s of the {max_seconds:.0f} s budget", file=sys.stderr)
+            print(f"{model.after_fit_phase}: up to {budget:.0f} s left of the {max_seconds:.0f} s budget",
+                  file=sys.stderr)
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
