@@ -28,7 +28,7 @@
 # - why a sharper CVAE (small β) stops listening to its label, and how to make it obey again.
 #
 # **Prerequisites:** lesson 02 (VAE, ELBO, β).
-# **Runtime:** about 4 min on a Colab T4, about 10 min on a 2-core CPU (`SMOKE=1`: about a minute).
+# **Runtime:** about 4 min on a Colab T4, about 6 min on a 2-core CPU (`SMOKE=1`: about a minute).
 #
 # Sohn, Lee & Yan (2015), *Learning Structured Output Representation using Deep Conditional Generative Models*,
 # NeurIPS; Ghosh et al. (2020), *From Variational to Deterministic Autoencoders*, ICLR (ex-post density estimation);
@@ -139,13 +139,13 @@ for injection in ("concat", "additive", "onehot"):
     print(f"{injection:9s} val loss {h.val[-1]['loss']:.1f} nats (recon {h.val[-1]['recon']:.1f} + KL "
           f"{h.val[-1]['kl']:.1f}), {model.num_parameters():,} parameters, {h.images_per_second:.0f} images/s")
 env.smoke_banner("10 epochs per model on 54,000 images, judged by the full judge (89.9 % right on real test "
-                 "images). Classic beta = 1 CVAE, SSIM / class-correct samples / label-swap rate: concat 0.662 / 68.9 % "
-                 "/ 65.4 %, additive 0.655 / 66.4 % / 64.0 %, onehot 0.651 / 56.4 % / 51.6 %. Sharp beta = 0.02 with a "
-                 "fitted prior: SSIM 0.844, samples 88.0 % (44.5 % from N(0, I)), swap 7.2 %. Obedient model "
-                 "(section 6.3) at beta = 0.1: SSIM 0.792, samples 83.4 % (fitted prior) / 99.4 % (N(0, I)), swap "
-                 "99.5 %, swap FID 59.7 (classic 118.1, sharp 38.4). Kit default (section 6.4): SSIM 0.817, samples "
+                 "images). Classic beta = 1 CVAE, SSIM / class-correct samples / label-swap rate: concat 0.662 / 69.0 % "
+                 "/ 65.4 %, additive 0.655 / 66.2 % / 64.0 %, onehot 0.650 / 56.5 % / 51.6 %. Sharp beta = 0.02 with a "
+                 "fitted prior: SSIM 0.844, samples 87.1 % (44.8 % from N(0, I)), swap 7.3 %. Obedient model "
+                 "(section 6.3) at beta = 0.1: SSIM 0.792, samples 83.8 % (fitted prior) / 99.4 % (N(0, I)), swap "
+                 "99.5 %, swap FID 59.7 (classic 118.2, sharp 38.4). Kit default (section 6.4): SSIM 0.817, samples "
                  "91.8 % (pooled prior) / 90.5 % (N(0, I)), swap 94.7 %, swap FID 55.3 (measured on a 2-core CPU, "
-                 "about 7 min of CPU time).")
+                 "about 6 min of wall time).")
 cvae = models["concat"]
 show(cvaelib.plot_history(histories["concat"]))
 
