@@ -15,6 +15,7 @@ from .device import pick_device, seed_everything
 
 if TYPE_CHECKING:
     from .classifier import SmallCNN
+    from .clip.tiny import TinyClipEncoder
     from .data import ImageData
 
 
@@ -46,6 +47,20 @@ class NotebookEnv:
             print("SMOKE: no cached judge yet, so a one-epoch judge on the small subset decides - a rough one")
             return train_classifier(train, epochs=1)
         return get_classifier(dataset, self.data_root)
+
+    def tiny_clip(self, dataset: str, train: "ImageData | None" = None) -> "TinyClipEncoder":
+        """The lessons' TinyCLIP for ``dataset``: the kit's standard one (``STANDARD_TINY_CLIP``: 300 steps, trained
+        once and cached, like the judge).  In SMOKE mode the cached one is loaded when there is one; otherwise, when
+        the lesson passes its small ``train`` subset, a 30-step stand-in is trained on it - numbers near chance."""
+        from .clip.tiny import STANDARD_TINY_CLIP, get_tiny_clip, train_tiny_clip
+
+        if self.smoke and train is not None:
+            cached = get_tiny_clip(dataset, self.data_root, **STANDARD_TINY_CLIP, build=False)
+            if cached is not None:
+                return cached
+            print("SMOKE: no cached TinyCLIP, so a 30-step one on the small subset stands in - numbers near chance")
+            return train_tiny_clip(dataset, data=train, seconds=30, max_steps=30)
+        return get_tiny_clip(dataset, self.data_root, **STANDARD_TINY_CLIP)
 
     def checkpoint(self, name: str) -> Path:
         """Where a lesson keeps its checkpoint ``name``: ``work_dir/name.pt``, or ``name_smoke.pt`` in SMOKE mode,

@@ -67,8 +67,7 @@ import cvaelib
 from cvaelib.classifier import predict
 from cvaelib.clip import captions as cap
 from cvaelib.clip import load_clip
-from cvaelib.clip.tiny import (STANDARD_TINY_CLIP, class_text_embeddings, get_tiny_clip, save_tiny_clip,
-                               train_tiny_clip, zero_shot_accuracy)
+from cvaelib.clip.tiny import class_text_embeddings, save_tiny_clip, zero_shot_accuracy
 from cvaelib.clip_generate import (generate_from_images, generate_from_text, interpolate, load_clip_cvae,
                                    logit_scale, manipulate, prompt_accuracy, reconstruct, train_clip_cvae)
 from cvaelib.notebook import setup, show, show_source
@@ -76,7 +75,6 @@ from cvaelib.teach import check_prediction
 
 env = setup(seed=0)  # device, SMOKE flag, data folder
 DATASET = "mnist"
-TINY = STANDARD_TINY_CLIP  # 300 training steps: the same TinyCLIP on every machine (the kit caches it)
 BETA = 1.0                                      # KL weight of the CVAE (section 5 explains the choice)
 LIMIT = 3000 if env.smoke else None             # training images of the CVAE (None: all 60,000)
 CVAE_EPOCHS = 10 if env.smoke else 5
@@ -194,13 +192,8 @@ check_clip_loss(clip_loss)
 # %%
 if CLIP != "tiny":
     encoder = load_clip(CLIP, device=env.device)  # offline without cached weights: one KitError saying what to do
-elif env.smoke:
-    encoder = get_tiny_clip(DATASET, env.data_root, **TINY, build=False)
-    if encoder is None:
-        print("SMOKE: no cached TinyCLIP, so a 30-step one on the small subset stands in - numbers near chance")
-        encoder = train_tiny_clip(DATASET, data=train, seconds=30, max_steps=30, progress=False)
 else:
-    encoder = get_tiny_clip(DATASET, env.data_root, **TINY)
+    encoder = env.tiny_clip(DATASET, train)  # the kit's standard TinyCLIP (300 steps), cached
 TAU = 1 / logit_scale(encoder)
 print(encoder, getattr(encoder, "meta", ""), f"\nlearned temperature tau = {TAU:.3f}")
 

@@ -62,7 +62,7 @@ import torch.nn.functional as F
 import cvaelib
 from cvaelib.classifier import predict
 from cvaelib.clip import load_clip
-from cvaelib.clip.tiny import STANDARD_TINY_CLIP, get_tiny_clip, save_tiny_clip, train_tiny_clip
+from cvaelib.clip.tiny import save_tiny_clip
 from cvaelib.clip_generate import load_clip_cvae, logit_scale, train_clip_cvae
 from cvaelib.guided import augment, compare_with_sampling, guide_model, optimise_latent, strip_figure
 from cvaelib.models import VQVAE
@@ -71,7 +71,6 @@ from cvaelib.teach import check_prediction
 
 env = setup(seed=0)
 DATASET = "mnist"
-TINY = STANDARD_TINY_CLIP  # 300 training steps: the TinyCLIP of lesson 05 (cached)
 N = 4 if env.smoke else 8                       # images per guided run
 STEPS = 20 if env.smoke else 60                 # optimiser steps per run with a decoder
 TRAIN_IMAGES = 6000 if env.smoke else None      # label CVAE (None: all 60,000)
@@ -82,13 +81,8 @@ test = cvaelib.load_dataset(DATASET, env.data_root, "test", download=env.downloa
 small = cvaelib.subset(train, TRAIN_IMAGES) if TRAIN_IMAGES else train
 if CLIP != "tiny":
     encoder = load_clip(CLIP, device=env.device)  # offline without cached weights: one KitError saying what to do
-elif env.smoke:
-    encoder = get_tiny_clip(DATASET, env.data_root, **TINY, build=False)
-    if encoder is None:
-        print("SMOKE: no cached TinyCLIP, so a 30-step one on the small subset stands in - numbers near chance")
-        encoder = train_tiny_clip(DATASET, data=small, seconds=30, max_steps=30, progress=False)
 else:
-    encoder = get_tiny_clip(DATASET, env.data_root, **TINY)
+    encoder = env.tiny_clip(DATASET, small)  # lesson 05's TinyCLIP (300 steps), cached
 judge = env.judge(DATASET, small)  # the independent judge: "is this really a seven?"
 print(f"judge accuracy on 1,000 real test digits: "
       f"{float((predict(judge, test.float_images()[:1000]) == test.labels[:1000]).float().mean()):.1%}")
