@@ -559,8 +559,7 @@ show(cvaelib.show_grid(torch.cat([x_test[pick][:, None], grid], 1).flatten(0, 1)
 # **Predict first.** Suppose a CVAE's decoder ignored its label, and its samples were drawn from the pooled prior.
 # What share of its samples would the judge call the asked-for class?
 #
-# (a) about 10 %: with one prior for all classes only the label can choose the class; (b) about as high as with the
-# per-class prior; (c) 0 %.
+# (a) about 10 %; (b) about as high as with the per-class prior; (c) 0 %.
 
 # %%
 # Exercise: predict - class-correct samples from a pooled prior when the decoder ignores the label

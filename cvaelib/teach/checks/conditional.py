@@ -35,8 +35,7 @@ register_questions({
         "the ELBO lets z skip what c says; does it forbid z to say it again, and what does that cost at a small "
         "beta?"),
     "03.pooled_prior": Question(
-        {"a": "about 10 %: with one prior for all classes only the label can choose the class",
-         "b": "about as high as with the per-class prior", "c": "0 %"},
+        {"a": "about 10 %", "b": "about as high as with the per-class prior", "c": "0 %"},
         "a", "a prior fitted to the codes of all classes draws the same codes whatever class is asked for; if the "
         "decoder ignored c, each sample would show whichever class its code came from: one in ten, by chance.",
         "does anything in a prior fitted to every class's codes depend on the class you ask for?"),
